@@ -1,0 +1,63 @@
+"""Hands exports to Dagster through its GraphQL API, at most one run per export."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+from export_engine.request import ExportSpec
+from export_engine.submission import EXPORT_JOB_NAME, run_config_for, run_tags_for
+
+log = logging.getLogger(__name__)
+
+_RUNS_BY_TAG = """
+query RunsByTag($key: String!, $value: String!) {
+  runsOrError(filter: {tags: [{key: $key, value: $value}]}, limit: 1) {
+    __typename
+    ... on Runs { results { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+class LaunchError(Exception):
+    """Dagster could not be reached or refused the run; the export stays PENDING for the sensor."""
+
+
+class RunLauncher(Protocol):
+    def submit(self, reference_id: str, spec: ExportSpec) -> str: ...
+
+
+class DagsterRunLauncher:
+    """Submits `export_job` runs; a retried submission finds the earlier run by its `reference_id` tag."""
+
+    def __init__(self, host: str, port: int, *, timeout_seconds: float, location_name: str = "export_engine") -> None:
+        self._client = DagsterGraphQLClient(host, port_number=port, timeout=int(max(timeout_seconds, 1)))
+        self._location_name = location_name
+
+    def find_run(self, reference_id: str) -> str | None:
+        result = self._client._execute(_RUNS_BY_TAG, {"key": "reference_id", "value": reference_id})
+        runs = result["runsOrError"]
+        if runs["__typename"] != "Runs":
+            raise LaunchError(f"Dagster could not list runs: {runs.get('message', runs['__typename'])}")
+        return runs["results"][0]["runId"] if runs["results"] else None
+
+    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+        try:
+            existing = self.find_run(reference_id)
+            if existing:
+                return existing
+            return self._client.submit_job_execution(
+                EXPORT_JOB_NAME,
+                repository_location_name=self._location_name,
+                repository_name="__repository__",
+                run_config=run_config_for(reference_id, spec),
+                tags=run_tags_for(reference_id, spec),
+            )
+        except LaunchError:
+            raise
+        except (DagsterGraphQLClientError, OSError, Exception) as exc:  # requests/gql errors vary by transport
+            raise LaunchError(f"could not submit the run to Dagster: {exc}") from exc

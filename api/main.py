@@ -1,0 +1,46 @@
+"""The gateway: authenticate, validate, dedup, hand the export to Dagster.
+
+Run with `uvicorn api.main:app` (the dev stack does); `create_app(settings)` for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.launcher import DagsterRunLauncher, RunLauncher
+from api.routes import exports, health
+from export_engine.catalog import load_catalog
+from export_engine.db.session import session_factory
+from export_engine.resources import S3StorageResource
+from export_engine.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_secrets()
+    if settings.using_dev_secret:
+        log.warning("JWT_SECRET is unset: using the published development secret")
+    app = FastAPI(title="Export engine", version="0.1.0", description="Asynchronous bulk exports with signed downloads")
+    app.state.settings = settings
+    app.state.catalog = load_catalog(settings.catalog_path)
+    app.state.sessions = session_factory(settings.database_url)
+    app.state.storage = S3StorageResource.from_settings(settings)
+    app.state.launcher = launcher or DagsterRunLauncher(
+        settings.dagster_host, settings.dagster_port, timeout_seconds=settings.dagster_submit_timeout_seconds
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(exports.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`uvicorn api.main:app` builds the app on first access, not at import time."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,190 @@
+"""Creating and reading exports: the dedup rules live here, and the database enforces them.
+
+Rules for `POST /export`, in order:
+1. `force_refresh` → a new export.
+2. `date_to` on or after today (business time zone) → a new export (the data may still change).
+3. A COMPLETED export with the same key whose object still exists → a new COMPLETED row that
+   points at it (`reused_from_ref`); no run.
+4. A PENDING or RUNNING export with the same key → that export; no second run.
+5. Otherwise a new PENDING export and one Dagster run.
+
+Steps 3–5 run under a transaction-scoped advisory lock on the key, so concurrent identical
+requests serialise in PostgreSQL and exactly one of them creates the export.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Literal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from api.errors import DatasetUnknown, ExportNotFound
+from api.launcher import LaunchError, RunLauncher
+from api.schemas import ExportRequest
+from api.security import Principal
+from export_engine.catalog import Catalog
+from export_engine.db.models import ACTIVE_STATUSES, Export, ExportStatus
+from export_engine.errors import CatalogError
+from export_engine.formats import FORMATS
+from export_engine.request import ExportSpec
+from export_engine.resources import S3StorageResource
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["created", "reused", "attached"]
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    export: Export
+    outcome: Outcome
+
+
+def _advisory_lock_id(dedup_key: str) -> int:
+    return int.from_bytes(bytes.fromhex(dedup_key[:16]), "big", signed=True)
+
+
+def _latest(session: Session, dedup_key: str, statuses: tuple[ExportStatus, ...]) -> Export | None:
+    return session.scalars(
+        select(Export)
+        .where(
+            Export.dedup_key == dedup_key,
+            Export.status.in_([s.value for s in statuses]),
+            Export.reused_from_ref.is_(None),
+        )
+        .order_by(Export.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def create_export(
+    *,
+    session: Session,
+    principal: Principal,
+    request: ExportRequest,
+    launcher: RunLauncher,
+    storage: S3StorageResource,
+    catalog: Catalog,
+    today: date,
+) -> CreateResult:
+    try:
+        catalog.get(request.table_name)
+    except CatalogError as exc:
+        raise DatasetUnknown(str(exc)) from exc
+    spec = ExportSpec(
+        table_name=request.table_name,
+        date_from=request.date_from,
+        date_to=request.date_to,
+        owner=principal.subject,
+        format=request.format,
+    )
+    key = spec.dedup_key
+    reuse_allowed = not request.force_refresh and request.date_to < today
+
+    with session.begin():
+        session.execute(select(func.pg_advisory_xact_lock(_advisory_lock_id(key))))
+        if reuse_allowed:
+            result = _reuse_or_attach(session, spec, key, storage)
+            if result is not None:
+                return result
+        export = Export(
+            reference_id=str(uuid.uuid4()),
+            dedup_key=key,
+            owner=spec.owner,
+            table_name=spec.table_name,
+            date_from=spec.date_from,
+            date_to=spec.date_to,
+            format=spec.format,
+            params=spec.canonical(),
+            status=ExportStatus.PENDING.value,
+            created_at=datetime.now(timezone.utc),
+        )
+        session.add(export)
+
+    _submit(session, launcher, export, spec)
+    log.info("export created", extra={"reference_id": export.reference_id, "dedup_key": key})
+    return CreateResult(export, "created")
+
+
+def _reuse_or_attach(session: Session, spec: ExportSpec, key: str, storage: S3StorageResource) -> CreateResult | None:
+    canonical = _latest(session, key, (ExportStatus.COMPLETED,))
+    if canonical is not None:
+        if canonical.s3_key and storage.exists(canonical.s3_key):
+            reuse = Export(
+                reference_id=str(uuid.uuid4()),
+                dedup_key=key,
+                owner=spec.owner,
+                table_name=spec.table_name,
+                date_from=spec.date_from,
+                date_to=spec.date_to,
+                format=spec.format,
+                params=spec.canonical(),
+                status=ExportStatus.COMPLETED.value,
+                reused_from_ref=canonical.reference_id,
+                s3_key=canonical.s3_key,
+                row_count=canonical.row_count,
+                rows_written=canonical.row_count or 0,
+                file_size_bytes=canonical.file_size_bytes,
+                created_at=datetime.now(timezone.utc),
+                completed_at=datetime.now(timezone.utc),
+            )
+            session.add(reuse)
+            log.info("export reused", extra={"reference_id": reuse.reference_id, "reused_from_ref": canonical.reference_id})
+            return CreateResult(reuse, "reused")
+        # The object is gone (deleted or expired by the bucket's lifecycle): never serve it again.
+        session.execute(
+            update(Export)
+            .where(Export.dedup_key == key, Export.s3_key == canonical.s3_key)
+            .values(status=ExportStatus.EXPIRED.value)
+        )
+    active = _latest(session, key, ACTIVE_STATUSES)
+    if active is not None:
+        log.info("export attached", extra={"reference_id": active.reference_id})
+        return CreateResult(active, "attached")
+    return None
+
+
+def _submit(session: Session, launcher: RunLauncher, export: Export, spec: ExportSpec) -> None:
+    """Hand the committed export to Dagster; if Dagster is unreachable the orphan sensor submits it later."""
+    try:
+        run_id = launcher.submit(export.reference_id, spec)
+    except LaunchError as exc:
+        log.warning("run submission deferred to the sensor: %s", exc, extra={"reference_id": export.reference_id})
+        return
+    with session.begin():
+        session.execute(
+            update(Export)
+            .where(Export.reference_id == export.reference_id, Export.dagster_run_id.is_(None))
+            .values(dagster_run_id=run_id)
+        )
+    export.dagster_run_id = export.dagster_run_id or run_id
+
+
+def get_export(*, session: Session, principal: Principal, reference_id: str) -> Export:
+    """The caller's export; someone else's is indistinguishable from a missing one."""
+    try:
+        uuid.UUID(reference_id)
+    except ValueError:
+        raise ExportNotFound(reference_id) from None
+    export = session.get(Export, reference_id)
+    if export is None or export.owner != principal.subject:
+        raise ExportNotFound(reference_id)
+    return export
+
+
+def signed_download(export: Export, *, storage: S3StorageResource, ttl_seconds: int) -> tuple[str, datetime] | None:
+    if export.status != ExportStatus.COMPLETED.value or not export.s3_key:
+        return None
+    spec = ExportSpec.from_canonical(export.params)
+    url = storage.presign(
+        export.s3_key,
+        ttl_seconds=ttl_seconds,
+        filename=spec.download_filename,
+        content_type=FORMATS[spec.format].content_type,
+    )
+    return url, datetime.now(timezone.utc) + timedelta(seconds=ttl_seconds)

@@ -1,0 +1,29 @@
+"""The one `Definitions` of the export engine: jobs, sensors and resources are assembled here only."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from export_engine.jobs import export_job
+from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
+from export_engine.sensors import orphaned_exports_sensor
+from export_engine.settings import get_settings
+
+
+def _from_settings(resource_cls: type) -> dg.ResourceDefinition:
+    """Build the resource from the environment when a run starts, never at import time."""
+    return dg.ResourceDefinition(
+        resource_fn=lambda _: resource_cls.from_settings(get_settings()),
+        description=resource_cls.__doc__,
+    )
+
+
+defs = dg.Definitions(
+    jobs=[export_job],
+    sensors=[orphaned_exports_sensor],
+    resources={
+        "export_db": _from_settings(ExportDbResource),
+        "source_db": _from_settings(SourceDatabaseResource),
+        "storage": _from_settings(S3StorageResource),
+    },
+)

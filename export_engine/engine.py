@@ -1,0 +1,97 @@
+"""One export, start to finish: query → COPY stream → pipelined multipart upload → S3 object.
+
+The Dagster op and the benchmark both call `run_export`, so what is measured is what runs.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg2
+import psycopg2.errors
+from botocore.exceptions import ClientError
+
+from export_engine.catalog import Catalog
+from export_engine.errors import CatalogError, ExportPermanentError
+from export_engine.formats import FORMATS
+from export_engine.query import copy_csv, select_query
+from export_engine.request import ExportSpec
+from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine.streaming import MIB, ProgressTap
+
+_WRITE_BUFFER = 1 * MIB
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    s3_key: str
+    row_count: int
+    file_size_bytes: int
+    duration_s: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.row_count / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def run_export(
+    spec: ExportSpec,
+    reference_id: str,
+    *,
+    catalog: Catalog,
+    source: SourceDatabaseResource,
+    storage: S3StorageResource,
+    on_progress: Callable[[int], None] | None = None,
+) -> ExportResult:
+    """Stream the export into its S3 object; on any error the multipart upload is aborted."""
+    started = time.monotonic()
+    dataset = catalog.get(spec.table_name)
+    select, params = select_query(dataset, spec)
+    key = spec.object_key(reference_id)
+    upload = storage.start_upload(key, content_type=FORMATS[spec.format].content_type, filename=spec.download_filename)
+    with upload:  # completes on success, aborts on any exception (including an interrupt)
+        tap = ProgressTap(upload, _header_excluded(on_progress))
+        buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
+        row_count = source.stream_copy(copy_csv(select), params, buffered)
+        buffered.flush()
+    return ExportResult(key, row_count, upload.bytes_written, time.monotonic() - started)
+
+
+def _header_excluded(on_progress: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    if on_progress is None:
+        return None
+    return lambda lines: on_progress(max(lines - 1, 0))
+
+
+_PERMANENT_PG_ERRORS = (
+    psycopg2.errors.UndefinedTable,
+    psycopg2.errors.UndefinedColumn,
+    psycopg2.errors.InsufficientPrivilege,
+    psycopg2.errors.ReadOnlySqlTransaction,
+    psycopg2.errors.InvalidCatalogName,
+    psycopg2.errors.SyntaxError,
+    psycopg2.errors.DatatypeMismatch,
+    psycopg2.errors.InvalidTextRepresentation,
+)
+_PERMANENT_S3_CODES = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Errors that retrying cannot fix; everything else (resets, 5xx, throttling) is worth a retry."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (CatalogError, ExportPermanentError, *_PERMANENT_PG_ERRORS)):
+            return True
+        if isinstance(seen, ClientError) and seen.response.get("Error", {}).get("Code") in _PERMANENT_S3_CODES:
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason a person can act on, stored on the export and shown in the Dagster UI."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -1,0 +1,107 @@
+"""`export_job`: one op that streams one export to S3 and records every step on the export row."""
+# No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
+
+
+from datetime import date
+
+import dagster as dg
+
+from export_engine.catalog import load_catalog
+from export_engine.engine import describe_error, is_permanent, run_export
+from export_engine.request import ExportSpec
+from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
+from export_engine.settings import get_settings
+
+MAX_RETRIES = 3
+EXPORT_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=MAX_RETRIES, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+RUN_TAG_KEYS = ("reference_id", "owner", "table_name", "format", "dedup_key")
+
+
+class ExportConfig(dg.Config):
+    """What to export; the gateway fills it from the validated request."""
+
+    reference_id: str
+    table_name: str
+    date_from: str
+    date_to: str
+    owner: str
+    format: str = "csv"
+
+    def spec(self) -> ExportSpec:
+        return ExportSpec(
+            table_name=self.table_name,
+            date_from=date.fromisoformat(self.date_from),
+            date_to=date.fromisoformat(self.date_to),
+            owner=self.owner,
+            format=self.format,
+        )
+
+
+@dg.op(retry_policy=EXPORT_RETRY_POLICY)
+def export_op(
+    context: dg.OpExecutionContext,
+    config: ExportConfig,
+    export_db: dg.ResourceParam[ExportDbResource],
+    source_db: dg.ResourceParam[SourceDatabaseResource],
+    storage: dg.ResourceParam[S3StorageResource],
+) -> dg.Output[None]:
+    reference_id = config.reference_id
+    repo = export_db.repository()
+    if not repo.mark_running(reference_id, context.run_id):
+        export = repo.get(reference_id)
+        status = export.status if export else "missing"
+        context.log.warning("export %s is %s; nothing to do", reference_id, status)
+        return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": status})
+
+    context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
+    try:
+        result = run_export(
+            config.spec(),
+            reference_id,
+            catalog=load_catalog(get_settings().catalog_path),
+            source=source_db,
+            storage=storage,
+            on_progress=lambda rows: repo.record_progress(reference_id, rows),
+        )
+    except dg.DagsterExecutionInterruptedError as exc:
+        repo.mark_failed(reference_id, "the run was terminated")
+        raise dg.Failure(description="the run was terminated", allow_retries=False) from exc
+    except Exception as exc:
+        reason = describe_error(exc)
+        permanent = is_permanent(exc)
+        if permanent or context.retry_number >= MAX_RETRIES:
+            repo.mark_failed(reference_id, reason)
+            context.log.error("export %s failed: %s", reference_id, reason)
+            raise dg.Failure(
+                description=reason,
+                metadata={"reference_id": reference_id, "permanent": permanent, "attempt": context.retry_number + 1},
+                allow_retries=False,
+            ) from exc
+        context.log.warning("export %s: attempt %d failed (%s); will retry", reference_id, context.retry_number + 1, reason)
+        raise
+
+    repo.mark_completed(
+        reference_id, s3_key=result.s3_key, row_count=result.row_count, file_size_bytes=result.file_size_bytes
+    )
+    context.log.info(
+        "export %s completed: %d rows, %d bytes in %.1fs",
+        reference_id, result.row_count, result.file_size_bytes, result.duration_s,
+    )
+    return dg.Output(
+        None,
+        metadata={
+            "reference_id": reference_id,
+            "row_count": result.row_count,
+            "bytes": result.file_size_bytes,
+            "s3_uri": dg.MetadataValue.url(f"s3://{storage.bucket}/{result.s3_key}"),
+            "duration_s": round(result.duration_s, 3),
+            "rows_per_s": round(result.rows_per_second),
+        },
+    )
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Stream one user's slice of a dataset to S3.")
+def export_job() -> None:
+    export_op()

@@ -1,0 +1,60 @@
+"""The one typed settings object, read from the environment (and `.env` if present).
+
+Both the gateway and the Dagster run processes read it; Dagster resources are built from it
+in `definitions.py` at run time, never at import time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"  # noqa: S105 - printed as such when used
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="`development` allows the dev JWT secret")
+
+    # Databases
+    database_url: str = Field(..., description="export service DB (SQLAlchemy URL)")
+    source_database_url: str = Field(..., description="transactions DB the exports read (libpq URL)")
+
+    # Object storage
+    s3_endpoint_url: str | None = Field(None, description="unset for AWS; http://host:port for MinIO/moto")
+    s3_bucket: str = "exports"
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    presign_ttl_seconds: int = Field(24 * 3600, gt=0, le=7 * 24 * 3600)
+    multipart_part_size_mb: int = Field(16, ge=5, le=512)
+
+    # Dagster
+    dagster_host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    dagster_submit_timeout_seconds: float = 10.0
+    export_job_name: str = "export_job"
+
+    # Gateway
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    business_timezone: str = Field("UTC", description="'today' for the dedup rule is computed here")
+    catalog_path: Path = Field(Path(__file__).with_name("catalog.yaml"))
+
+    @property
+    def using_dev_secret(self) -> bool:
+        return self.jwt_secret == DEV_JWT_SECRET
+
+    def check_secrets(self) -> None:
+        """Refuse to start outside development with the published dev secret."""
+        if self.using_dev_secret and self.environment != "development":
+            raise RuntimeError("JWT_SECRET must be set outside development")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]
