@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from export_engine.catalog import Catalog
 from export_engine.errors import CatalogError, ExportPermanentError
 from export_engine.formats import FORMATS
-from export_engine.query import copy_csv, select_query
+from export_engine.query import select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
 from export_engine.streaming import MIB, ProgressTap
@@ -51,11 +51,12 @@ def run_export(
     dataset = catalog.get(spec.table_name)
     select, params = select_query(dataset, spec)
     key = spec.object_key(reference_id)
-    upload = storage.start_upload(key, content_type=FORMATS[spec.format].content_type, filename=spec.download_filename)
+    fmt = FORMATS[spec.format]
+    upload = storage.start_upload(key, content_type=fmt.content_type, filename=spec.download_filename)
     with upload:  # completes on success, aborts on any exception (including an interrupt)
         tap = ProgressTap(upload, _header_excluded(on_progress))
         buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
-        row_count = source.stream_copy(copy_csv(select), params, buffered)
+        row_count = fmt.write(source, select, params, buffered)
         buffered.flush()
     return ExportResult(key, row_count, upload.bytes_written, time.monotonic() - started)
 

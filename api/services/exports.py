@@ -1,14 +1,11 @@
 """Creating and reading exports: the dedup rules live here, and the database enforces them.
 
-Rules for `POST /export`, in order:
-1. `force_refresh` → a new export.
-2. `date_to` on or after today (business time zone) → a new export (the data may still change).
-3. A COMPLETED export with the same key whose object still exists → a new COMPLETED row that
-   points at it (`reused_from_ref`); no run.
-4. A PENDING or RUNNING export with the same key → that export; no second run.
-5. Otherwise a new PENDING export and one Dagster run.
+The rules themselves are `export_engine.dedup.decide`; this module gathers the facts they need
+(the latest finished file of the key and whether its object still exists, the export in flight)
+and acts on the decision. A REUSE is a new COMPLETED row pointing at the file (`reused_from_ref`);
+an ATTACH answers the export in flight; a NEW export is committed PENDING, then handed to Dagster.
 
-Steps 3–5 run under a transaction-scoped advisory lock on the key, so concurrent identical
+Everything runs under a transaction-scoped advisory lock on the key, so concurrent identical
 requests serialise in PostgreSQL and exactly one of them creates the export.
 """
 
@@ -28,6 +25,7 @@ from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
 from export_engine.catalog import Catalog
+from export_engine.dedup import Decision, decide, reuse_allowed
 from export_engine.db.models import ACTIVE_STATUSES, Export, ExportStatus
 from export_engine.errors import CatalogError
 from export_engine.formats import FORMATS
@@ -84,26 +82,28 @@ def create_export(
         format=request.format,
     )
     key = spec.dedup_key
-    reuse_allowed = not request.force_refresh and request.date_to < today
 
     with session.begin():
         session.execute(select(func.pg_advisory_xact_lock(_advisory_lock_id(key))))
-        if reuse_allowed:
-            result = _reuse_or_attach(session, spec, key, storage)
-            if result is not None:
-                return result
-        export = Export(
-            reference_id=str(uuid.uuid4()),
-            dedup_key=key,
-            owner=spec.owner,
-            table_name=spec.table_name,
-            date_from=spec.date_from,
-            date_to=spec.date_to,
-            format=spec.format,
-            params=spec.canonical(),
-            status=ExportStatus.PENDING.value,
-            created_at=datetime.now(timezone.utc),
+        facts = _Facts.gather(session, key, storage) if reuse_allowed(
+            force_refresh=request.force_refresh, date_to=request.date_to, today=today
+        ) else _Facts()
+        decision = decide(
+            force_refresh=request.force_refresh,
+            date_to=request.date_to,
+            today=today,
+            file_available=facts.reusable is not None,
+            in_flight=facts.active is not None,
         )
+        if decision is Decision.REUSE and facts.reusable is not None:
+            reuse = _new_export(spec, status=ExportStatus.COMPLETED, source=facts.reusable)
+            session.add(reuse)
+            log.info("export reused", extra={"reference_id": reuse.reference_id, "reused_from_ref": facts.reusable.reference_id})
+            return CreateResult(reuse, "reused")
+        if decision is Decision.ATTACH and facts.active is not None:
+            log.info("export attached", extra={"reference_id": facts.active.reference_id})
+            return CreateResult(facts.active, "attached")
+        export = _new_export(spec, status=ExportStatus.PENDING)
         session.add(export)
 
     _submit(session, launcher, export, spec)
@@ -111,42 +111,47 @@ def create_export(
     return CreateResult(export, "created")
 
 
-def _reuse_or_attach(session: Session, spec: ExportSpec, key: str, storage: S3StorageResource) -> CreateResult | None:
-    canonical = _latest(session, key, (ExportStatus.COMPLETED,))
-    if canonical is not None:
-        if canonical.s3_key and storage.exists(canonical.s3_key):
-            reuse = Export(
-                reference_id=str(uuid.uuid4()),
-                dedup_key=key,
-                owner=spec.owner,
-                table_name=spec.table_name,
-                date_from=spec.date_from,
-                date_to=spec.date_to,
-                format=spec.format,
-                params=spec.canonical(),
-                status=ExportStatus.COMPLETED.value,
-                reused_from_ref=canonical.reference_id,
-                s3_key=canonical.s3_key,
-                row_count=canonical.row_count,
-                rows_written=canonical.row_count or 0,
-                file_size_bytes=canonical.file_size_bytes,
-                created_at=datetime.now(timezone.utc),
-                completed_at=datetime.now(timezone.utc),
+@dataclass
+class _Facts:
+    reusable: Export | None = None
+    active: Export | None = None
+
+    @classmethod
+    def gather(cls, session: Session, key: str, storage: S3StorageResource) -> _Facts:
+        canonical = _latest(session, key, (ExportStatus.COMPLETED,))
+        if canonical is not None and not (canonical.s3_key and storage.exists(canonical.s3_key)):
+            # The object is gone (deleted, or expired by the bucket's lifecycle): never serve it again.
+            session.execute(
+                update(Export)
+                .where(Export.dedup_key == key, Export.s3_key == canonical.s3_key)
+                .values(status=ExportStatus.EXPIRED.value)
             )
-            session.add(reuse)
-            log.info("export reused", extra={"reference_id": reuse.reference_id, "reused_from_ref": canonical.reference_id})
-            return CreateResult(reuse, "reused")
-        # The object is gone (deleted or expired by the bucket's lifecycle): never serve it again.
-        session.execute(
-            update(Export)
-            .where(Export.dedup_key == key, Export.s3_key == canonical.s3_key)
-            .values(status=ExportStatus.EXPIRED.value)
-        )
-    active = _latest(session, key, ACTIVE_STATUSES)
-    if active is not None:
-        log.info("export attached", extra={"reference_id": active.reference_id})
-        return CreateResult(active, "attached")
-    return None
+            canonical = None
+        return cls(reusable=canonical, active=_latest(session, key, ACTIVE_STATUSES))
+
+
+def _new_export(spec: ExportSpec, *, status: ExportStatus, source: Export | None = None) -> Export:
+    now = datetime.now(timezone.utc)
+    export = Export(
+        reference_id=str(uuid.uuid4()),
+        dedup_key=spec.dedup_key,
+        owner=spec.owner,
+        table_name=spec.table_name,
+        date_from=spec.date_from,
+        date_to=spec.date_to,
+        format=spec.format,
+        params=spec.canonical(),
+        status=status.value,
+        created_at=now,
+    )
+    if source is not None:
+        export.reused_from_ref = source.reference_id
+        export.s3_key = source.s3_key
+        export.row_count = source.row_count
+        export.rows_written = source.row_count or 0
+        export.file_size_bytes = source.file_size_bytes
+        export.completed_at = now
+    return export
 
 
 def _submit(session: Session, launcher: RunLauncher, export: Export, spec: ExportSpec) -> None:

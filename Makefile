@@ -1,0 +1,30 @@
+# Two commands on a fresh machine with Python 3.11+ and pip: `make run`, `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-unit bench load clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## the whole stack on embedded defaults, one sample export, until Ctrl-C
+	$(BIN)/python -m export_engine.local_stack
+
+test: $(STAMP)  ## every test: unit, integration (real PostgreSQL + S3), end-to-end (real Dagster daemon)
+	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider export_engine_tests/unit
+
+bench: $(STAMP)  ## side-by-side throughput and memory vs. raw COPY
+	$(BIN)/python -m bench.export_bench $(ARGS)
+
+clean:
+	rm -rf .local

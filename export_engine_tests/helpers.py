@@ -1,0 +1,30 @@
+"""Small helpers shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import psycopg2
+
+from export_engine.catalog import Dataset
+from export_engine.query import copy_csv, select_query
+from export_engine.request import ExportSpec
+
+
+def expected_csv(admin_url: str, dataset: Dataset, spec: ExportSpec) -> bytes:
+    """What PostgreSQL itself produces for the export's query: the reference every export is compared with."""
+    select, params = select_query(dataset, spec)
+    sink = io.BytesIO()
+    with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
+        cur.copy_expert(cur.mogrify(copy_csv(select), params), sink)
+    return sink.getvalue()
+
+
+def source_rows(admin_url: str, owner: str, date_from: Any, date_to: Any) -> list[tuple]:
+    with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id, user_id FROM transactions WHERE user_id = %s AND txn_date BETWEEN %s AND %s ORDER BY txn_date, id",
+            (owner, date_from, date_to),
+        )
+        return cur.fetchall()

@@ -1,0 +1,122 @@
+"""The export path against a real PostgreSQL and a real S3 server over HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import date
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from export_engine.catalog import Catalog, Dataset, load_catalog
+from export_engine.engine import is_permanent, run_export
+from export_engine.request import ExportSpec
+from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine_tests.helpers import expected_csv
+
+
+@pytest.fixture(scope="module")
+def catalog(settings) -> Catalog:
+    return load_catalog(settings.catalog_path)
+
+
+@pytest.fixture(scope="module")
+def source(settings) -> SourceDatabaseResource:
+    return SourceDatabaseResource.from_settings(settings)
+
+
+@pytest.fixture(scope="module")
+def storage(settings) -> S3StorageResource:
+    return S3StorageResource.from_settings(settings)
+
+
+def _object_bytes(storage: S3StorageResource, key: str) -> bytes:
+    return storage.client.get_object(Bucket=storage.bucket, Key=key)["Body"].read()
+
+
+@pytest.mark.parametrize(
+    ("owner", "date_from", "date_to"),
+    [
+        ("demo-user-7", date(2019, 1, 1), date(2030, 1, 1)),  # all of one user's rows
+        ("demo-user-42", date(2022, 3, 1), date(2022, 3, 31)),  # a month
+        ("nobody", date(2020, 1, 1), date(2020, 12, 31)),  # no rows: a header-only file, not an error
+    ],
+)
+def test_object_equals_copy_of_the_same_query(stack, catalog, source, storage, owner, date_from, date_to):
+    spec = ExportSpec("transactions", date_from, date_to, owner=owner)
+    progress: list[int] = []
+    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage,
+                        on_progress=progress.append)
+    expected = expected_csv(stack.env["SOURCE_ADMIN_URL"], catalog.get("transactions"), spec)
+    body = _object_bytes(storage, result.s3_key)
+    assert body == expected
+    assert result.file_size_bytes == len(expected)
+    data_rows = expected.count(b"\n") - 1 - expected.count(b"Standing order\nmonthly")
+    assert result.row_count == data_rows  # exact, although some fields hold quoted newlines
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    assert rows[0][:2] == ["id", "user_id"]
+    assert {row[1] for row in rows[1:]} <= {owner}  # only the owner's rows
+
+
+def test_large_export_spans_several_parts_and_leaves_no_upload(stack, catalog, source, storage):
+    """5 MiB parts (the test settings) and the whole table's worth of one big range: several parts."""
+    wide = Dataset(**{**catalog.get("transactions").__dict__, "owner_column": "currency"})
+    spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
+    result = run_export(spec, str(uuid.uuid4()), catalog=Catalog({"transactions": wide}), source=source,
+                        storage=storage)
+    assert result.file_size_bytes > 5 * 1024 * 1024
+    head = storage.client.head_object(Bucket=storage.bucket, Key=result.s3_key)
+    assert head["ContentLength"] == result.file_size_bytes
+    assert "-" in head["ETag"]  # a multipart ETag: <md5>-<parts>
+    assert head["ContentType"].startswith("text/csv")
+    assert _object_bytes(storage, result.s3_key) == expected_csv(stack.env["SOURCE_ADMIN_URL"], wide, spec)
+    assert storage.pending_uploads(prefix="exports/") == []
+
+
+def test_failure_mid_stream_aborts_the_upload(stack, catalog, source, storage):
+    """A view that raises division_by_zero deep into the stream, after parts were already uploaded."""
+    admin = psycopg2.connect(stack.env["SOURCE_ADMIN_URL"])
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(
+            "CREATE OR REPLACE VIEW exploding AS SELECT t.*, 1 / (row_number() OVER (ORDER BY id) - 80000) AS boom "
+            "FROM transactions t"
+        )
+        cur.execute("GRANT SELECT ON exploding TO export_reader")
+    admin.close()
+    base = catalog.get("transactions")
+    exploding = Dataset(**{**base.__dict__, "table": "exploding", "owner_column": "status",
+                           "columns": {**base.columns, "boom": "int"}})
+    spec = ExportSpec("exploding", date(2019, 1, 1), date(2030, 1, 1), owner="posted")
+    reference_id = str(uuid.uuid4())
+    with pytest.raises(psycopg2.errors.DivisionByZero) as info:
+        run_export(spec, reference_id, catalog=Catalog({"exploding": exploding}), source=source, storage=storage)
+    assert not is_permanent(info.value)
+    assert storage.pending_uploads(prefix="exports/exploding/") == []
+    assert not storage.exists(spec.object_key(reference_id))
+
+
+def test_source_connection_is_read_only(source):
+    with source.connect() as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
+            cur.execute("DELETE FROM transactions WHERE id = 1")
+
+
+def test_reader_role_cannot_write_even_when_it_asks_for_read_write(source):
+    with source.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
+        conn.commit()
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("UPDATE transactions SET amount = 0 WHERE id = 1")
+
+
+def test_missing_table_is_a_permanent_error(catalog, source, storage):
+    gone = Dataset(**{**catalog.get("transactions").__dict__, "table": "vanished_table"})
+    spec = ExportSpec("vanished", date(2020, 1, 1), date(2020, 1, 2), owner="x")
+    with pytest.raises(psycopg2.errors.UndefinedTable) as info:
+        run_export(spec, str(uuid.uuid4()), catalog=Catalog({"vanished": gone}), source=source, storage=storage)
+    assert is_permanent(info.value)
+    assert storage.pending_uploads(prefix="exports/vanished/") == []
