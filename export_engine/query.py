@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from psycopg2 import sql
 
 from export_engine.catalog import Dataset
-from export_engine.request import ExportSpec
+
+if TYPE_CHECKING:
+    from export_engine.request import ExportSpec
 
 
 def select_query(dataset: Dataset, spec: ExportSpec) -> tuple[sql.Composed, dict[str, object]]:
