@@ -1,0 +1,70 @@
+"""End-to-end fixtures: a client for the gateway running under uvicorn, with real Dagster runs behind it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import psycopg2
+import pytest
+
+from api.security import issue_token
+from export_engine.local_stack.stack import LocalStack
+from export_engine.settings import DEV_JWT_SECRET
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "SUPERSEDED", "EXPIRED"}
+
+
+class ApiClient:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.http = httpx.Client(base_url=stack.api_url, timeout=60)
+
+    def headers(self, user: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(user, secret=DEV_JWT_SECRET)}"}
+
+    def post(self, user: str, **body: Any) -> httpx.Response:
+        return self.http.post("/export", json=body, headers=self.headers(user))
+
+    def get(self, user: str, reference_id: str) -> httpx.Response:
+        return self.http.get(f"/export/{reference_id}", headers=self.headers(user))
+
+    def wait(self, user: str, reference_id: str, timeout: float = 240) -> dict[str, Any]:
+        """Poll until the export leaves PENDING/RUNNING (a generous bound against a hung run, not a perf check)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            export = self.get(user, reference_id).json()
+            if export["status"] in TERMINAL:
+                return export
+            if time.monotonic() > deadline:
+                raise AssertionError(f"export {reference_id} still {export['status']} after {timeout}s")
+            time.sleep(0.5)
+
+    def export_rows(self, **where: Any) -> list[tuple]:
+        """Rows of the export DB, for asserting what was (not) written."""
+        clauses = " AND ".join(f"{k} = %s" for k in where) or "TRUE"
+        with psycopg2.connect(self.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT reference_id, status, dagster_run_id, reused_from_ref FROM exports WHERE {clauses}",
+                        list(where.values()))
+            return cur.fetchall()
+
+    def export_count(self) -> int:
+        with psycopg2.connect(self.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM exports")
+            return cur.fetchone()[0]
+
+    def dagster_runs(self, tag_key: str, tag_value: str) -> list[dict[str, Any]]:
+        query = """query($k: String!, $v: String!) { runsOrError(filter: {tags: [{key: $k, value: $v}]}) {
+                     ... on Runs { results { runId status } } } }"""
+        response = httpx.post(f"{self.stack.dagster_url}/graphql",
+                              json={"query": query, "variables": {"k": tag_key, "v": tag_value}}, timeout=30)
+        return response.json()["data"]["runsOrError"]["results"]
+
+
+@pytest.fixture(scope="session")
+def api(running_stack: LocalStack) -> Iterator[ApiClient]:
+    client = ApiClient(running_stack)
+    yield client
+    client.http.close()
