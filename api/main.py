@@ -10,6 +10,7 @@ import logging
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.routes import exports, health
 from export_engine.catalog import load_catalog
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level)
     settings.check_secrets()
     if settings.using_dev_secret:
         log.warning("JWT_SECRET is unset: using the published development secret")
@@ -33,6 +35,8 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     app.state.launcher = launcher or DagsterRunLauncher(
         settings.dagster_host, settings.dagster_port, timeout_seconds=settings.dagster_submit_timeout_seconds
     )
+    app.state.metrics_registry = build_registry(app.state.sessions)
+    app.add_middleware(RequestMetricsMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(exports.router)

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithm: str = "HS256"
     business_timezone: str = Field("UTC", description="'today' for the dedup rule is computed here")
+    log_level: str = "INFO"
     catalog_path: Path = Field(Path(__file__).with_name("catalog.yaml"))
 
     @property

@@ -1,12 +1,67 @@
-"""Liveness (no auth, no dependencies)."""
+"""Liveness, readiness and metrics: unauthenticated, for load balancers and Prometheus."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import logging
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
+    """The process is up; says nothing about dependencies (so a DB outage doesn't restart every gateway)."""
     return {"status": "ok"}
+
+
+def _check_database(request: Request) -> None:
+    with request.app.state.sessions() as session:
+        session.execute(text("SELECT 1"))
+
+
+def _check_bucket(request: Request) -> None:
+    storage = request.app.state.storage
+    storage.client.head_bucket(Bucket=storage.bucket)
+
+
+def _check_dagster(request: Request) -> None:
+    settings = request.app.state.settings
+    url = f"http://{settings.dagster_host}:{settings.dagster_port}/graphql"
+    response = httpx.post(url, json={"query": "{ version }"}, timeout=3)
+    response.raise_for_status()
+
+
+_CHECKS = {"export_db": _check_database, "s3_bucket": _check_bucket, "dagster": _check_dagster}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the export DB, the S3 bucket and Dagster's GraphQL API all answer; 503 names what doesn't."""
+
+    async def run(name: str) -> tuple[str, str]:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_CHECKS[name], request), timeout=5)
+            return name, "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by name
+            log.warning("readiness check %s failed: %s", name, exc)
+            return name, f"unavailable: {type(exc).__name__}"
+
+    results = dict(await asyncio.gather(*(run(name) for name in _CHECKS)))
+    failing = sorted(name for name, result in results.items() if result != "ok")
+    if failing:
+        return JSONResponse(
+            status_code=503, content={"status": "unavailable", "detail": f"not ready: {', '.join(failing)}", "checks": results}
+        )
+    return JSONResponse(content={"status": "ok", "checks": results})
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

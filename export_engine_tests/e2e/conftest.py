@@ -50,6 +50,14 @@ class ApiClient:
                         list(where.values()))
             return cur.fetchall()
 
+    def drain(self, timeout: float = 240) -> None:
+        """Wait until no export is PENDING or RUNNING (e.g. one the orphan sensor picked up from another test)."""
+        deadline = time.monotonic() + timeout
+        while any(status in ("PENDING", "RUNNING") for _, status, _, _ in self.export_rows()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"exports still active after {timeout}s")
+            time.sleep(0.5)
+
     def export_count(self) -> int:
         with psycopg2.connect(self.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM exports")

@@ -1,0 +1,162 @@
+"""Prometheus metrics.
+
+Exports run in Dagster run processes (on other machines in production), so the export numbers are
+derived from the export DB at scrape time rather than counted in this process; they are right no
+matter how many gateways or run workers there are. Only HTTP latency is measured in-process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+
+from api.observability.logging import request_id_var
+
+log = logging.getLogger("api.request")
+
+DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+SIZE_BUCKETS = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10)
+
+HTTP_LATENCY = Histogram(
+    "export_api_request_duration_seconds",
+    "Gateway request latency by route template",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=None,  # registered in each app's registry by `build_registry`
+)
+
+
+def build_registry(sessions: sessionmaker[Session]) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(HTTP_LATENCY)
+    registry.register(ExportMetricsCollector(sessions))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+class RequestMetricsMiddleware(BaseHTTPMiddleware):
+    """Times every request, logs one JSON line for it, and echoes/assigns `X-Request-ID`."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(request)
+            HTTP_LATENCY.labels(request.method, route, str(status)).observe(elapsed)
+            log.info(
+                "request",
+                extra={"method": request.method, "path": request.url.path, "route": route, "status": status,
+                       "duration_ms": round(elapsed * 1000, 2)},
+            )
+            request_id_var.reset(token)
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return getattr(route, "path", request.url.path)
+    return "unmatched"
+
+
+_TOTALS_SQL = text(
+    """
+    SELECT table_name, format,
+           count(*) FILTER (WHERE reused_from_ref IS NULL) AS created,
+           count(*) FILTER (WHERE reused_from_ref IS NOT NULL) AS reused,
+           coalesce(sum(row_count) FILTER (WHERE reused_from_ref IS NULL AND completed_at IS NOT NULL
+                                           AND status IN ('COMPLETED', 'SUPERSEDED', 'EXPIRED')), 0) AS rows
+    FROM exports GROUP BY table_name, format
+    """
+)
+_STATUS_SQL = text("SELECT status, count(*) FROM exports GROUP BY status")
+_FAILURES_SQL = text(
+    "SELECT coalesce(split_part(error, ':', 1), 'unknown') AS reason, count(*) FROM exports "
+    "WHERE status = 'FAILED' GROUP BY 1"
+)
+_FINISHED = (
+    "FROM exports WHERE reused_from_ref IS NULL AND started_at IS NOT NULL AND completed_at IS NOT NULL "
+    "AND status IN ('COMPLETED', 'SUPERSEDED', 'EXPIRED')"
+)
+
+
+def _histogram_sql(expression: str, bounds: tuple[float, ...]) -> str:
+    """Cumulative bucket counts, the sum and the count of `expression`, aggregated in the database."""
+    buckets = ", ".join(f"count(*) FILTER (WHERE {expression} <= {b})" for b in bounds)
+    return f"SELECT {buckets}, count({expression}), coalesce(sum({expression}), 0) {_FINISHED}"
+
+
+_DURATION_SQL = text(_histogram_sql("extract(epoch FROM completed_at - started_at)", DURATION_BUCKETS))
+_SIZE_SQL = text(_histogram_sql("file_size_bytes", SIZE_BUCKETS))
+
+
+class ExportMetricsCollector(Collector):
+    """Reads the export DB on every scrape (a few aggregate queries over indexed columns)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[object]:
+        with self._sessions() as session:
+            totals = session.execute(_TOTALS_SQL).all()
+            statuses = session.execute(_STATUS_SQL).all()
+            failures = session.execute(_FAILURES_SQL).all()
+            durations = session.execute(_DURATION_SQL).one()
+            sizes = session.execute(_SIZE_SQL).one()
+
+        created = CounterMetricFamily("export_exports_created", "Exports that ran (not reuses)", labels=["dataset", "format"])
+        reused = CounterMetricFamily("export_exports_reused", "Requests served from an existing file", labels=["dataset", "format"])
+        rows = CounterMetricFamily("export_rows_exported", "Rows written by finished exports", labels=["dataset", "format"])
+        for table_name, fmt, n_created, n_reused, n_rows in totals:
+            created.add_metric([table_name, fmt], n_created)
+            reused.add_metric([table_name, fmt], n_reused)
+            rows.add_metric([table_name, fmt], int(n_rows))
+        yield from (created, reused, rows)
+
+        by_status = GaugeMetricFamily("export_exports", "Exports by current status", labels=["status"])
+        counts = dict(statuses)
+        for status in ("PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSEDED", "EXPIRED", "CANCELED"):
+            by_status.add_metric([status], counts.get(status, 0))
+        yield by_status
+
+        failed = CounterMetricFamily("export_failures", "Failed exports by reason", labels=["reason"])
+        for reason, n in failures:
+            failed.add_metric([reason], n)
+        yield failed
+
+        ran = sum(n for _, _, n, _, _ in totals)
+        rate = GaugeMetricFamily("export_failure_ratio", "Failed exports / exports that ran")
+        rate.add_metric([], (counts.get("FAILED", 0) / ran) if ran else 0.0)
+        yield rate
+
+        yield _histogram("export_duration_seconds", "Run time of finished exports", durations, DURATION_BUCKETS)
+        yield _histogram("export_file_size_bytes", "Size of exported files", sizes, SIZE_BUCKETS)
+
+
+def _histogram(name: str, doc: str, row: tuple, bounds: tuple[float, ...]) -> HistogramMetricFamily:
+    *cumulative, count, total = row
+    buckets = [(str(float(b)), int(n)) for b, n in zip(bounds, cumulative, strict=True)]
+    buckets.append(("+Inf", int(count)))
+    family = HistogramMetricFamily(name, doc)
+    family.add_metric([], buckets, float(total))
+    return family
