@@ -8,7 +8,7 @@ from typing import Protocol
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
 from export_engine.request import ExportSpec
-from export_engine.submission import EXPORT_JOB_NAME, run_config_for, run_tags_for
+from export_engine.submission import EXPORT_JOB_NAME, run_config_for, run_tags_with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,18 @@ class RunLauncher(Protocol):
 class DagsterRunLauncher:
     """Submits `export_job` runs; a retried submission finds the earlier run by its `reference_id` tag."""
 
-    def __init__(self, host: str, port: int, *, timeout_seconds: float, location_name: str = "export_engine") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout_seconds: float,
+        max_runtime_seconds: int,
+        location_name: str = "export_engine",
+    ) -> None:
         self._client = DagsterGraphQLClient(host, port_number=port, timeout=int(max(timeout_seconds, 1)))
         self._location_name = location_name
+        self._max_runtime_seconds = max_runtime_seconds
 
     def find_run(self, reference_id: str) -> str | None:
         result = self._client._execute(_RUNS_BY_TAG, {"key": "reference_id", "value": reference_id})
@@ -55,7 +64,7 @@ class DagsterRunLauncher:
                 repository_location_name=self._location_name,
                 repository_name="__repository__",
                 run_config=run_config_for(reference_id, spec),
-                tags=run_tags_for(reference_id, spec),
+                tags=run_tags_with_deadline(reference_id, spec, self._max_runtime_seconds),
             )
         except LaunchError:
             raise

@@ -33,7 +33,10 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     app.state.sessions = session_factory(settings.database_url)
     app.state.storage = S3StorageResource.from_settings(settings)
     app.state.launcher = launcher or DagsterRunLauncher(
-        settings.dagster_host, settings.dagster_port, timeout_seconds=settings.dagster_submit_timeout_seconds
+        settings.dagster_host,
+        settings.dagster_port,
+        timeout_seconds=settings.dagster_submit_timeout_seconds,
+        max_runtime_seconds=settings.export_max_runtime_seconds,
     )
     app.state.metrics_registry = build_registry(app.state.sessions)
     app.add_middleware(RequestMetricsMiddleware)

@@ -2,12 +2,14 @@
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 import dagster as dg
 
 from export_engine.catalog import load_catalog
+from export_engine.db.repository import ExportRepository
 from export_engine.engine import describe_error, is_permanent, run_export
+from export_engine.heartbeat import heartbeat
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.settings import get_settings
@@ -55,19 +57,27 @@ def export_op(
         context.log.warning("export %s is %s; nothing to do", reference_id, status)
         return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": status})
 
+    settings = get_settings()
+    _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
+    spec = config.spec()
+    if stale := storage.abort_pending_uploads(spec.object_key(reference_id)):
+        context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
     try:
-        result = run_export(
-            config.spec(),
-            reference_id,
-            catalog=load_catalog(get_settings().catalog_path),
-            source=source_db,
-            storage=storage,
-            on_progress=lambda rows: repo.record_progress(reference_id, rows),
-        )
+        with heartbeat(lambda: repo.heartbeat(reference_id)):
+            result = run_export(
+                spec,
+                reference_id,
+                catalog=load_catalog(settings.catalog_path),
+                source=source_db,
+                storage=storage,
+                on_progress=lambda rows: repo.record_progress(reference_id, rows),
+            )
     except dg.DagsterExecutionInterruptedError as exc:
-        repo.mark_failed(reference_id, "the run was terminated")
-        raise dg.Failure(description="the run was terminated", allow_retries=False) from exc
+        # Canceled by its owner (already CANCELED: this is a no-op), from the UI, or by the run monitor.
+        reason = _termination_reason(repo, reference_id, settings.export_max_runtime_seconds)
+        repo.mark_failed(reference_id, reason)
+        raise dg.Failure(description=reason, allow_retries=False) from exc
     except Exception as exc:
         reason = describe_error(exc)
         permanent = is_permanent(exc)
@@ -100,6 +110,25 @@ def export_op(
             "rows_per_s": round(result.rows_per_second),
         },
     )
+
+
+def _termination_reason(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> str:
+    export = repo.get(reference_id)
+    if export is not None and (datetime.now(timezone.utc) - export.created_at).total_seconds() > max_runtime_seconds:
+        return f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
+    return "the run was terminated"
+
+
+def _refuse_if_past_deadline(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> None:
+    """A run retried after the deadline (e.g. after the run monitor killed it) must not start over."""
+    export = repo.get(reference_id)
+    if export is None:
+        return
+    age = (datetime.now(timezone.utc) - export.created_at).total_seconds()
+    if age > max_runtime_seconds:
+        reason = f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
+        repo.mark_failed(reference_id, reason)
+        raise dg.Failure(description=reason, metadata={"reference_id": reference_id}, allow_retries=False)
 
 
 @dg.job(executor_def=dg.in_process_executor, description="Stream one user's slice of a dataset to S3.")

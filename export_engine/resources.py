@@ -139,6 +139,16 @@ class S3StorageResource(dg.ConfigurableResource):
         response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
         return response.get("Uploads", [])
 
+    def abort_pending_uploads(self, key: str) -> int:
+        """Abort uploads of `key` left by a killed run worker; returns how many there were."""
+        stale = [u for u in self.pending_uploads(prefix=key) if u["Key"] == key]
+        for upload in stale:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+        return len(stale)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
 
 def _attachment(filename: str) -> str:
     return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"

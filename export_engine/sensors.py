@@ -5,6 +5,7 @@
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
+from dagster._core.storage.tags import WILL_RETRY_TAG
 from sqlalchemy import select
 
 from export_engine.db.models import Export, ExportStatus
@@ -12,7 +13,8 @@ from export_engine.db.session import session_factory
 from export_engine.jobs import export_job
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource
-from export_engine.submission import run_config_for, run_tags_for
+from export_engine.settings import get_settings
+from export_engine.submission import run_config_for, run_tags_for, run_tags_with_deadline
 
 ORPHAN_GRACE = timedelta(seconds=10)
 
@@ -50,5 +52,57 @@ def orphaned_exports_sensor(context: dg.SensorEvaluationContext, export_db: dg.R
         yield dg.RunRequest(
             run_key=export.reference_id,
             run_config=run_config_for(export.reference_id, spec),
-            tags=run_tags_for(export.reference_id, spec),
+            tags=run_tags_with_deadline(export.reference_id, spec, get_settings().export_max_runtime_seconds),
         )
+
+
+def _reason(event_message: str | None, default: str) -> str:
+    message = (event_message or "").strip()
+    return message.splitlines()[0][:500] if message else default
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[export_job], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def export_run_failure_sensor(context: dg.RunFailureSensorContext, export_db: dg.ResourceParam[ExportDbResource]):
+    """Record FAILED for runs that died outside the op (crash with no retries left, run monitor timeout).
+
+    A run Dagster is about to retry (`dagster/will_retry`) leaves the export RUNNING: the retry continues it.
+    """
+    run = context.dagster_run
+    reference_id = run.tags.get("reference_id")
+    if not reference_id or run.tags.get(WILL_RETRY_TAG) == "true":
+        return
+    reason = _reason(context.failure_event.message, "the Dagster run failed")
+    if export_db.repository().mark_failed(reference_id, reason):
+        context.log.info("export %s marked FAILED: %s", reference_id, reason)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    monitored_jobs=[export_job],
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def export_run_canceled_sensor(context: dg.RunStatusSensorContext, export_db: dg.ResourceParam[ExportDbResource]):
+    """A run canceled from the Dagster UI (or never started) ends its export; a user's DELETE already did."""
+    reference_id = context.dagster_run.tags.get("reference_id")
+    if reference_id and export_db.repository().mark_failed(reference_id, "the Dagster run was canceled"):
+        context.log.info("export %s marked FAILED: run canceled", reference_id)
+
+
+@dg.sensor(minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
+def stalled_exports_sensor(context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]):
+    """Fail runs whose worker stopped sending heartbeats (killed, OOM, host lost), so run retries take over.
+
+    The default run launcher cannot see a dead worker process; the export's heartbeat can.
+    """
+    timeout = get_settings().heartbeat_timeout_seconds
+    for export in export_db.repository().stalled(older_than_seconds=timeout):
+        run = context.instance.get_run_by_id(export.dagster_run_id) if export.dagster_run_id else None
+        if run is None or run.status not in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+            continue
+        message = f"the run worker sent no heartbeat for {timeout}s (killed or frozen)"
+        context.log.warning("export %s: %s; failing run %s", export.reference_id, message, run.run_id)
+        context.instance.report_run_failed(run, message)
+    return dg.SkipReason("checked for stalled exports")

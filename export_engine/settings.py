@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
     dagster_submit_timeout_seconds: float = 10.0
-    export_job_name: str = "export_job"
+    export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
+    heartbeat_timeout_seconds: int = Field(30, ge=10, description="no heartbeat this long: the worker is gone")
 
     # Gateway
     jwt_secret: str = DEV_JWT_SECRET

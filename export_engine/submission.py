@@ -22,3 +22,8 @@ def run_tags_for(reference_id: str, spec: ExportSpec) -> dict[str, str]:
         "format": spec.format,
         "dedup_key": spec.dedup_key,
     }
+
+
+def run_tags_with_deadline(reference_id: str, spec: ExportSpec, max_runtime_seconds: int) -> dict[str, str]:
+    """The run tags plus Dagster's run-monitor deadline: a run stuck past it is terminated."""
+    return {**run_tags_for(reference_id, spec), "dagster/max_runtime": str(max_runtime_seconds)}

@@ -15,8 +15,10 @@ import pytest
 
 from export_engine.local_stack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET, Settings
+from export_engine_tests import faults
 
 SEED_ROWS = 100_000
+EXPORT_MAX_RUNTIME_SECONDS = 60  # short, so the deadline test is quick; normal test exports take seconds
 _EXTERNAL = ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
              "AWS_SECRET_ACCESS_KEY", "JWT_SECRET", "DAGSTER_HOME")
 
@@ -28,8 +30,13 @@ def stack() -> Iterator[LocalStack]:
     environ = {k: v for k, v in os.environ.items() if k not in _EXTERNAL}
     local = LocalStack(home, Ports.free(), environ=environ)
     try:
-        local.start_storage()
+        env = local.start_storage()
         local.seed(SEED_ROWS)
+        faults.install(env["SOURCE_ADMIN_URL"])
+        env["EXPORT_MAX_RUNTIME_SECONDS"] = str(EXPORT_MAX_RUNTIME_SECONDS)
+        env["HEARTBEAT_TIMEOUT_SECONDS"] = "15"
+        env["CATALOG_PATH"] = str(faults.write_test_catalog(Settings.model_fields["catalog_path"].default,
+                                                            home / "catalog.yaml"))
         yield local
     finally:
         local.stop()
@@ -55,4 +62,5 @@ def settings(stack: LocalStack) -> Settings:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         jwt_secret=DEV_JWT_SECRET,
         multipart_part_size_mb=5,
+        catalog_path=env["CATALOG_PATH"],
     )

@@ -6,7 +6,7 @@ overwrites a terminal status, and a retried run cannot complete an export twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,12 +40,33 @@ class ExportRepository:
                     status=ExportStatus.RUNNING.value,
                     dagster_run_id=run_id,
                     started_at=_now(),
+                    heartbeat_at=_now(),
                     rows_written=0,
                     error=None,
                     attempts=Export.attempts + 1,
                 )
             )
             return result.rowcount == 1
+
+    def heartbeat(self, reference_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Export)
+                .where(Export.reference_id == reference_id, Export.status == ExportStatus.RUNNING.value)
+                .values(heartbeat_at=_now())
+            )
+
+    def stalled(self, older_than_seconds: float, limit: int = 100) -> list[Export]:
+        """RUNNING exports whose run worker has not sent a heartbeat for a while (killed or frozen)."""
+        cutoff = _now() - timedelta(seconds=older_than_seconds)
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(Export)
+                    .where(Export.status == ExportStatus.RUNNING.value, Export.heartbeat_at < cutoff)
+                    .limit(limit)
+                )
+            )
 
     def record_progress(self, reference_id: str, rows_written: int) -> None:
         with self._sessions.begin() as session:

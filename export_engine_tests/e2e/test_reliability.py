@@ -1,0 +1,121 @@
+"""Faults injected for real: transient and permanent errors, a killed run worker, the deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from export_engine.resources import S3StorageResource
+from export_engine_tests import faults
+from export_engine_tests.conftest import EXPORT_MAX_RUNTIME_SECONDS
+
+pytestmark = pytest.mark.e2e
+
+
+def _attempts(api, reference_id: str) -> int:
+    import psycopg2
+
+    with psycopg2.connect(api.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT attempts FROM exports WHERE reference_id = %s", (reference_id,))
+        return cur.fetchone()[0]
+
+
+def test_transient_errors_are_retried_until_success(api):
+    admin = api.stack.env["SOURCE_ADMIN_URL"]
+    faults.arm(admin, "flaky", seconds=2.5)  # serialization_failure for the first attempt(s)
+    created = api.post("demo-user-20", table_name="flaky", date_from="2020-01-01", date_to="2020-12-31")
+    export = api.wait("demo-user-20", created.json()["reference_id"])
+    assert export["status"] == "COMPLETED", export
+    assert _attempts(api, created.json()["reference_id"]) >= 2
+    assert export["row_count"] > 0
+
+
+def test_transient_errors_fail_with_the_reason_after_three_retries(api):
+    faults.arm(api.stack.env["SOURCE_ADMIN_URL"], "flaky", seconds=600)
+    try:
+        created = api.post("demo-user-21", table_name="flaky", date_from="2020-01-01", date_to="2020-12-31")
+        export = api.wait("demo-user-21", created.json()["reference_id"])
+    finally:
+        faults.disarm(api.stack.env["SOURCE_ADMIN_URL"], "flaky")
+    assert export["status"] == "FAILED"
+    assert export["error"].startswith("SerializationFailure: injected transient failure (flaky)")
+    assert _attempts(api, created.json()["reference_id"]) == 4  # the first try and 3 retries
+
+
+def test_permanent_errors_fail_at_once(api):
+    created = api.post("demo-user-22", table_name="vanished", date_from="2020-01-01", date_to="2020-12-31")
+    export = api.wait("demo-user-22", created.json()["reference_id"])
+    assert export["status"] == "FAILED"
+    assert export["error"] == 'UndefinedTable: relation "vanished_transactions" does not exist'
+    assert _attempts(api, created.json()["reference_id"]) == 1
+
+
+def _run_worker_pid(run_id: str) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if run_id.encode() in cmdline and b"execute_run" in cmdline:
+            return int(proc.name)
+    return None
+
+
+def test_killed_run_worker_is_retried_and_the_export_completes(api, settings):
+    admin = api.stack.env["SOURCE_ADMIN_URL"]
+    faults.arm(admin, "slow", seconds=300)
+    try:
+        created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2024-12-31")
+        reference_id = created.json()["reference_id"]
+        deadline = time.monotonic() + 180
+        while True:  # wait for the worker to stream
+            export = api.get("USD", reference_id).json()
+            if export["status"] == "RUNNING" and export.get("rows_written", 0) > 0:
+                break
+            assert time.monotonic() < deadline, export
+            time.sleep(0.5)
+        first_run = api.export_rows(reference_id=reference_id)[0][2]
+        pid = _run_worker_pid(first_run)
+        assert pid is not None, "run worker process not found"
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        faults.disarm(admin, "slow")
+
+    seen = set()
+    deadline = time.monotonic() + 240
+    while True:
+        export = api.get("USD", reference_id).json()
+        seen.add(export["status"])
+        if export["status"] not in ("PENDING", "RUNNING"):
+            break
+        assert time.monotonic() < deadline, export
+        time.sleep(0.5)
+    assert export["status"] == "COMPLETED", export
+    assert "FAILED" not in seen
+    runs = api.dagster_runs("reference_id", reference_id)
+    assert len(runs) == 2
+    final_run = api.export_rows(reference_id=reference_id)[0][2]
+    assert final_run != first_run and final_run in {r["runId"] for r in runs}
+    storage = S3StorageResource.from_settings(settings)
+    assert storage.pending_uploads(prefix="exports/slow/") == []
+    listed = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"exports/slow/2019-01-01_2024-12-31/{reference_id}")
+    assert [o["Size"] for o in listed["Contents"]] == [export["file_size_bytes"]]
+
+
+def test_export_past_its_deadline_is_terminated_and_failed(api, settings):
+    admin = api.stack.env["SOURCE_ADMIN_URL"]
+    faults.arm(admin, "slow", seconds=600)
+    try:
+        created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2030-12-31")
+        export = api.wait("USD", created.json()["reference_id"], timeout=EXPORT_MAX_RUNTIME_SECONDS + 240)
+    finally:
+        faults.disarm(admin, "slow")
+    assert export["status"] == "FAILED", export
+    assert "maximum runtime" in export["error"], export["error"]
+    assert S3StorageResource.from_settings(settings).pending_uploads(prefix="exports/slow/2019-01-01_2030-12-31/") == []
