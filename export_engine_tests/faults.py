@@ -4,7 +4,7 @@ Test-only datasets are added to a copy of the shipped catalog (the stack runs wi
 pointing at it):
 - `flaky`:    `transactions` through a view that raises serialization_failure (SQLSTATE 40001,
               a transient error) while `fault_injection.fail_until` for 'flaky' is in the future;
-- `slow`:     `transactions` through a view that sleeps 2 ms per row while 'slow' is armed;
+- `slow`:     `transactions` through a view that streams a row every ~2 ms while 'slow' is armed;
 - `vanished`: a table that does not exist (a permanent error).
 """
 
@@ -28,8 +28,11 @@ BEGIN
   RETURN true;
 END $$;
 CREATE OR REPLACE VIEW flaky_transactions AS SELECT * FROM transactions WHERE raise_if_armed('flaky');
+-- Sorted below the sleep, so rows stream slowly instead of all sleeping before a Sort node emits anything
+-- (OFFSET 0 keeps every qual out of the subquery, whose order satisfies the export's ORDER BY).
 CREATE OR REPLACE VIEW slow_transactions AS
-  SELECT * FROM transactions WHERE NOT fault_armed('slow') OR pg_sleep(0.002)::text = '';
+  SELECT * FROM (SELECT * FROM transactions ORDER BY txn_date, id OFFSET 0) AS sorted
+  WHERE NOT fault_armed('slow') OR pg_sleep(0.002)::text = '';
 GRANT SELECT ON fault_injection, flaky_transactions, slow_transactions TO export_reader;
 """
 
