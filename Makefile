@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,local]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +25,9 @@ test-unit: $(STAMP)
 
 bench: $(STAMP)  ## side-by-side throughput and memory vs. raw COPY
 	$(BIN)/python -m bench.export_bench $(ARGS)
+
+load: $(STAMP)  ## 1,000 POSTs / 50 clients / 100 keys against the running stack (start `make run` first)
+	$(BIN)/python -m loadtest $(ARGS)
 
 clean:
 	rm -rf .local

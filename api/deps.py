@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.security import AuthError, Principal, decode_token
 from api.launcher import RunLauncher
+from api.security import AuthError, Principal, decode_token
 from export_engine.catalog import Catalog
 from export_engine.resources import S3StorageResource
 from export_engine.settings import Settings

@@ -2,7 +2,11 @@
 
 GatewayError
 ├── ExportNotFound     → 404
+├── ExportNotReady     → 409 (a download of an export that has no file yet)
+├── ExportFileGone     → 410 (the file expired or was deleted; export again)
 ├── DatasetUnknown     → 422 (lists the valid dataset ids)
+├── ExportConflict     → 409 (the export's state does not allow the operation)
+├── InvalidRequest     → 422 (a column, filter, format or cursor not accepted; names the valid choices)
 └── ServiceUnavailable → 503 (a dependency is down; retry later)
 AuthError (api.security) → 401
 """
@@ -33,8 +37,24 @@ class ExportNotFound(GatewayError):
         super().__init__(f"export {reference_id!r} not found")
 
 
+class ExportNotReady(GatewayError):
+    status_code = 409
+
+
+class ExportFileGone(GatewayError):
+    status_code = 410
+
+
 class DatasetUnknown(GatewayError):
     status_code = 422
+
+
+class InvalidRequest(GatewayError):
+    status_code = 422
+
+
+class ExportConflict(GatewayError):
+    status_code = 409
 
 
 class ServiceUnavailable(GatewayError):

@@ -30,6 +30,8 @@ class LaunchError(Exception):
 class RunLauncher(Protocol):
     def submit(self, reference_id: str, spec: ExportSpec) -> str: ...
 
+    def terminate(self, run_id: str) -> None: ...
+
 
 class DagsterRunLauncher:
     """Submits `export_job` runs; a retried submission finds the earlier run by its `reference_id` tag."""
@@ -70,3 +72,10 @@ class DagsterRunLauncher:
             raise
         except (DagsterGraphQLClientError, OSError, Exception) as exc:  # requests/gql errors vary by transport
             raise LaunchError(f"could not submit the run to Dagster: {exc}") from exc
+
+    def terminate(self, run_id: str) -> None:
+        """Ask Dagster to stop the run; the op aborts its upload when interrupted."""
+        try:
+            self._client.terminate_run(run_id)
+        except Exception as exc:
+            raise LaunchError(f"could not terminate run {run_id}: {exc}") from exc

@@ -10,9 +10,9 @@ import logging
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.launcher import DagsterRunLauncher, RunLauncher
-from api.routes import exports, health
+from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
+from api.routes import datasets, exports, health
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
 from export_engine.resources import S3StorageResource
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(exports.router)
+    app.include_router(datasets.router)
     return app
 
 

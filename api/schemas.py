@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from export_engine.catalog import FILTER_KINDS, Dataset
+from export_engine.formats import COMPRESSIONS
+from export_engine.request import Filters
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -24,14 +37,66 @@ def _iso_date(value: object) -> date:
 StrictDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
+FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx"]
+ExportStatusName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSEDED", "EXPIRED", "CANCELED"]
+Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+def _one_or_more(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _not_empty(values: list[str]) -> list[str]:
+    if not values:
+        raise ValueError("must list at least one value; leave the filter out to keep every row")
+    return values
+
+
+ValueList = Annotated[list[Value], Field(max_length=1000), AfterValidator(_not_empty)]
+Amount = Annotated[Decimal, Field(max_digits=20, decimal_places=6, allow_inf_nan=False)]
+
+
+class ExportFilters(BaseModel):
+    """Narrow the export; which filters a dataset supports is in `GET /datasets`. Lists match any value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_ids: ValueList | None = None
+    tag_ids: ValueList | None = Field(None, description="rows sharing at least one tag with the list")
+    status: Annotated[ValueList | None, BeforeValidator(_one_or_more)] = None
+    amount_min: Amount | None = Field(None, description="inclusive")
+    amount_max: Amount | None = Field(None, description="inclusive")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_filters(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for name in data:
+                if name not in FILTER_KINDS:
+                    raise ValueError(f"unknown filter {name!r}; valid filters: {', '.join(FILTER_KINDS)}")
+        return data
+
+    def to_filters(self) -> Filters:
+        return Filters(
+            account_ids=tuple(self.account_ids or ()),
+            tag_ids=tuple(self.tag_ids or ()),
+            status=tuple(self.status or ()),
+            amount_min=self.amount_min,
+            amount_max=self.amount_max,
+        )
+
+
 class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    table_name: str = Field(min_length=1, max_length=128, description="a dataset id from the catalog")
+    table_name: str = Field(min_length=1, max_length=128, description="a dataset id from `GET /datasets`")
     date_from: StrictDate
     date_to: StrictDate
     force_refresh: bool = Field(False, strict=True)
-    format: Literal["csv"] = "csv"
+    format: FormatName = "csv"
+    compression: Literal["gzip"] | None = Field(None, description="only with format csv")
+    columns: list[Value] | None = Field(None, max_length=200, description="a subset, in order; default all")
+    filters: ExportFilters = Field(default_factory=ExportFilters)
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> ExportRequest:
@@ -54,6 +119,9 @@ class ExportView(BaseModel):
     date_from: date
     date_to: date
     format: str
+    compression: str | None = None
+    columns: list[str] | None = None
+    filters: dict[str, Any] | None = None
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -64,3 +132,60 @@ class ExportView(BaseModel):
     error: str | None = None
     download_url: str | None = None
     expires_at: datetime | None = None
+
+
+class ExportPage(BaseModel):
+    """The caller's exports, newest first; pass `next_cursor` back as `cursor` for the next page."""
+
+    items: list[ExportView]
+    next_cursor: str | None = None
+
+
+class ColumnView(BaseModel):
+    name: str
+    type: str
+
+
+class FilterView(BaseModel):
+    name: str
+    column: str
+    kind: str = Field(description="any_of: a list, rows matching any value; min/max: an inclusive bound")
+    values: list[str] | None = Field(None, description="the accepted values, when the dataset restricts them")
+
+
+class DatasetView(BaseModel):
+    id: str
+    name: str
+    description: str
+    time_grain: str
+    date_column: str
+    columns: list[ColumnView]
+    filters: list[FilterView]
+    formats: list[str]
+    compressions: dict[str, list[str]] = Field(description="compression -> the formats it applies to")
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> DatasetView:
+        return cls(
+            id=dataset.id,
+            name=dataset.name,
+            description=dataset.description,
+            time_grain=dataset.time_grain,
+            date_column=dataset.date_column,
+            columns=[ColumnView(name=n, type=t) for n, t in dataset.columns.items()],
+            filters=[
+                FilterView(
+                    name=f.name, column=f.column, kind=f.kind, values=list(f.values) if f.values else None
+                )
+                for f in dataset.filters.values()
+            ],
+            formats=list(dataset.formats),
+            compressions={
+                name: [f for f in by_format if f in dataset.formats]
+                for name, by_format in COMPRESSIONS.items()
+            },
+        )
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetView]

@@ -1,16 +1,39 @@
-"""The dataset catalog: which tables may be exported, by which columns they are scoped and ordered.
+"""The dataset catalog: which tables may be exported, by which columns they are scoped, filtered and ordered.
 
 Requests name a dataset id; everything that becomes an SQL identifier comes from here, never from the request.
+Each dataset lists the request filters it supports (and the column each one applies to) and its formats.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from export_engine.errors import CatalogError
+from export_engine.formats import FORMATS
+
+FILTER_KINDS: dict[str, str] = {
+    "account_ids": "any_of",
+    "tag_ids": "any_of",
+    "status": "any_of",
+    "amount_min": "min",
+    "amount_max": "max",
+}
+"""Every request filter the engine implements, by kind.
+
+`any_of` takes a non-empty list and keeps rows whose column equals one of its values (or, for an
+array column, shares at least one element with it); `min`/`max` take a number, inclusive.
+"""
+
+
+@dataclass(frozen=True)
+class DatasetFilter:
+    name: str
+    column: str
+    kind: str
+    values: tuple[str, ...] | None = None  # the only values an `any_of` filter accepts, when listed
 
 
 @dataclass(frozen=True)
@@ -24,6 +47,11 @@ class Dataset:
     owner_column: str
     order_by: tuple[str, ...]
     columns: dict[str, str]
+    filters: dict[str, DatasetFilter] = field(default_factory=dict)
+    formats: tuple[str, ...] = tuple(FORMATS)
+
+    def is_array(self, column: str) -> bool:
+        return self.columns[column].endswith("[]")
 
 
 @dataclass(frozen=True)
@@ -60,13 +88,54 @@ def load_catalog(path: Path) -> Catalog:
                 owner_column=entry["owner_column"],
                 order_by=tuple(entry["order_by"]),
                 columns=columns,
+                filters=_filters(dataset_id, entry.get("filters") or {}),
+                formats=tuple(entry.get("formats") or FORMATS),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CatalogError(f"catalog entry {dataset_id!r} is malformed: missing {exc}") from exc
-        for column in (dataset.date_column, dataset.owner_column, *dataset.order_by):
-            if column not in columns:
-                raise CatalogError(f"catalog entry {dataset_id!r} names column {column!r} it does not list")
+        _check(dataset)
         datasets[dataset_id] = dataset
     if not datasets:
         raise CatalogError(f"catalog {path} lists no datasets")
     return Catalog(datasets)
+
+
+def _filters(dataset_id: str, raw: dict[str, object]) -> dict[str, DatasetFilter]:
+    filters = {}
+    for name, spec in raw.items():
+        if name not in FILTER_KINDS:
+            raise CatalogError(
+                f"catalog entry {dataset_id!r} names unknown filter {name!r}; "
+                f"known: {', '.join(FILTER_KINDS)}"
+            )
+        if isinstance(spec, str):
+            spec = {"column": spec}
+        if not isinstance(spec, dict) or "column" not in spec:
+            raise CatalogError(f"catalog entry {dataset_id!r}: filter {name!r} needs a column")
+        values = spec.get("values")
+        filters[name] = DatasetFilter(
+            name=name,
+            column=str(spec["column"]),
+            kind=FILTER_KINDS[name],
+            values=tuple(str(v) for v in values) if values else None,
+        )
+    return filters
+
+
+def _check(dataset: Dataset) -> None:
+    named = [dataset.date_column, dataset.owner_column, *dataset.order_by]
+    named += [f.column for f in dataset.filters.values()]
+    for column in named:
+        if column not in dataset.columns:
+            raise CatalogError(f"catalog entry {dataset.id!r} names column {column!r} it does not list")
+    for dataset_filter in dataset.filters.values():
+        if dataset_filter.column == dataset.owner_column:
+            raise CatalogError(
+                f"catalog entry {dataset.id!r}: filter {dataset_filter.name!r} "
+                "may not target the owner column"
+            )
+    unknown = [f for f in dataset.formats if f not in FORMATS]
+    if unknown:
+        raise CatalogError(
+            f"catalog entry {dataset.id!r} lists unknown formats {unknown}; known: {', '.join(FORMATS)}"
+        )

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from export_engine.catalog import Catalog
 from export_engine.errors import CatalogError, ExportPermanentError
-from export_engine.formats import FORMATS
+from export_engine.parallel import can_split, export_slices
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
@@ -45,18 +45,27 @@ def run_export(
     source: SourceDatabaseResource,
     storage: S3StorageResource,
     on_progress: Callable[[int], None] | None = None,
+    parallel: int = 1,
 ) -> ExportResult:
-    """Stream the export into its S3 object; on any error the multipart upload is aborted."""
+    """Stream the export into its S3 object; on any error the multipart upload is aborted.
+
+    `parallel` > 1 streams plain CSV as that many date slices at once (`export_engine.parallel`).
+    """
     started = time.monotonic()
     dataset = catalog.get(spec.table_name)
     select, params = select_query(dataset, spec)
     key = spec.object_key(reference_id)
-    fmt = FORMATS[spec.format]
+    fmt = spec.output
     upload = storage.start_upload(key, content_type=fmt.content_type, filename=spec.download_filename)
     with upload:  # completes on success, aborts on any exception (including an interrupt)
-        tap = ProgressTap(upload, _header_excluded(on_progress))
+        tap = ProgressTap(upload, _header_excluded(on_progress) if fmt.lines_are_rows else None,
+                          csv_quoting=spec.format == "csv")
         buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
-        row_count = fmt.write(source, select, params, buffered)
+        if parallel > 1 and can_split(dataset, spec):
+            row_count = export_slices(dataset, spec, source=source, upload=upload, slices=parallel,
+                                      on_progress=on_progress)
+        else:
+            row_count = fmt.write(source, select, params, buffered)
         buffered.flush()
     return ExportResult(key, row_count, upload.bytes_written, time.monotonic() - started)
 

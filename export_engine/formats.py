@@ -1,19 +1,40 @@
 """Output formats: how each one is written, and its file extension and Content-Type.
 
 A writer streams the result of an already-composed SELECT from the source database into a binary
-sink (anything with `write(bytes)`) and returns the exact number of data rows. CSV needs no Python
-in the loop: PostgreSQL's own COPY produces the bytes.
+sink (anything with `write(bytes)`) and returns the exact number of data rows. The writers live in
+`export_engine.writers`, one module per format; this module is the registry and the protocol they
+read through. Compression is a property of the output, not a format: `output_format("csv", "gzip")`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg2 import sql
 
-from export_engine.query import copy_csv
+from export_engine.errors import ExportRequestError
+from export_engine.writers import (
+    write_csv,
+    write_csv_gzip,
+    write_json,
+    write_jsonl,
+    write_parquet,
+    write_xlsx,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class ArrowRows:
+    """A query result as Arrow record batches; `total` is the exact row count when it was asked for."""
+
+    reader: pa.RecordBatchReader
+    total: int | None = None
 
 
 class RowSource(Protocol):
@@ -21,12 +42,12 @@ class RowSource(Protocol):
 
     def stream_copy(self, copy_sql: sql.Composable, params: dict[str, Any], sink: Any) -> int: ...
 
+    def arrow_batches(
+        self, select: sql.Composable, params: dict[str, Any], *, count: bool = False
+    ) -> AbstractContextManager[ArrowRows]: ...
+
 
 Writer = Callable[[RowSource, sql.Composable, dict[str, Any], Any], int]
-
-
-def write_csv(source: RowSource, select: sql.Composable, params: dict[str, Any], sink: Any) -> int:
-    return source.stream_copy(copy_csv(select), params, sink)
 
 
 @dataclass(frozen=True)
@@ -34,8 +55,39 @@ class FormatSpec:
     extension: str
     content_type: str
     write: Writer
+    lines_are_rows: bool = False  # one line per row, so counting newlines in the stream tracks progress
 
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 FORMATS: dict[str, FormatSpec] = {
-    "csv": FormatSpec(".csv", "text/csv; charset=utf-8", write_csv),
+    "csv": FormatSpec(".csv", "text/csv; charset=utf-8", write_csv, lines_are_rows=True),
+    "parquet": FormatSpec(".parquet", "application/vnd.apache.parquet", write_parquet),
+    "jsonl": FormatSpec(".jsonl", "application/x-ndjson; charset=utf-8", write_jsonl, lines_are_rows=True),
+    "json": FormatSpec(".json", "application/json; charset=utf-8", write_json, lines_are_rows=True),
+    "xlsx": FormatSpec(".xlsx", _XLSX, write_xlsx),
 }
+
+COMPRESSIONS: dict[str, dict[str, FormatSpec]] = {
+    "gzip": {"csv": FormatSpec(".csv.gz", "application/gzip", write_csv_gzip)},
+}
+
+
+def output_format(format: str, compression: str | None = None) -> FormatSpec:
+    """The registry entry for a format and an optional compression; an impossible pair raises
+    `ExportRequestError` naming the valid choices."""
+    if format not in FORMATS:
+        raise ExportRequestError(f"format: unknown format {format!r}; valid formats: {', '.join(FORMATS)}")
+    if compression is None:
+        return FORMATS[format]
+    if compression not in COMPRESSIONS:
+        raise ExportRequestError(
+            f"compression: unknown compression {compression!r}; valid: {', '.join(COMPRESSIONS)}"
+        )
+    by_format = COMPRESSIONS[compression]
+    if format not in by_format:
+        raise ExportRequestError(
+            f"compression: {compression!r} is only available with format "
+            f"{' or '.join(repr(f) for f in by_format)}, not {format!r}"
+        )
+    return by_format[format]

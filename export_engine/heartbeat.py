@@ -21,7 +21,7 @@ def heartbeat(beat: Callable[[], None], interval_seconds: float = 5.0) -> Iterat
         while not stop.wait(interval_seconds):
             try:
                 beat()
-            except Exception as exc:  # noqa: BLE001 - a missed beat must not kill the export
+            except Exception as exc:
                 get_dagster_logger().warning("heartbeat failed: %s", exc)
 
     thread = threading.Thread(target=run, name="export-heartbeat", daemon=True)

@@ -2,9 +2,11 @@
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
 
-from datetime import date, datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from export_engine.catalog import load_catalog
 from export_engine.db.repository import ExportRepository
@@ -22,7 +24,7 @@ RUN_TAG_KEYS = ("reference_id", "owner", "table_name", "format", "dedup_key")
 
 
 class ExportConfig(dg.Config):
-    """What to export; the gateway fills it from the validated request."""
+    """What to export: `ExportSpec.canonical()` plus the reference id (see `submission.run_config_for`)."""
 
     reference_id: str
     table_name: str
@@ -30,15 +32,12 @@ class ExportConfig(dg.Config):
     date_to: str
     owner: str
     format: str = "csv"
+    compression: str | None = None
+    columns: list[str] = Field(default_factory=list)  # empty: every catalog column
+    filters: dict[str, Any] = Field(default_factory=dict)  # `Filters.canonical()`: sorted ids, text amounts
 
     def spec(self) -> ExportSpec:
-        return ExportSpec(
-            table_name=self.table_name,
-            date_from=date.fromisoformat(self.date_from),
-            date_to=date.fromisoformat(self.date_to),
-            owner=self.owner,
-            format=self.format,
-        )
+        return ExportSpec.from_canonical(self.model_dump(exclude={"reference_id"}))
 
 
 @dg.op(retry_policy=EXPORT_RETRY_POLICY)
@@ -92,9 +91,13 @@ def export_op(
         context.log.warning("export %s: attempt %d failed (%s); will retry", reference_id, context.retry_number + 1, reason)
         raise
 
-    repo.mark_completed(
+    if not repo.mark_completed(
         reference_id, s3_key=result.s3_key, row_count=result.row_count, file_size_bytes=result.file_size_bytes
-    )
+    ):
+        # Canceled while the last part went up: the file must not outlive its export.
+        storage.delete(result.s3_key)
+        context.log.warning("export %s ended while finishing; its object was deleted", reference_id)
+        return dg.Output(None, metadata={"reference_id": reference_id, "discarded": True})
     context.log.info(
         "export %s completed: %d rows, %d bytes in %.1fs",
         reference_id, result.row_count, result.file_size_bytes, result.duration_s,
@@ -114,7 +117,7 @@ def export_op(
 
 def _termination_reason(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> str:
     export = repo.get(reference_id)
-    if export is not None and (datetime.now(timezone.utc) - export.created_at).total_seconds() > max_runtime_seconds:
+    if export is not None and (datetime.now(UTC) - export.created_at).total_seconds() > max_runtime_seconds:
         return f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
     return "the run was terminated"
 
@@ -124,7 +127,7 @@ def _refuse_if_past_deadline(repo: ExportRepository, reference_id: str, max_runt
     export = repo.get(reference_id)
     if export is None:
         return
-    age = (datetime.now(timezone.utc) - export.created_at).total_seconds()
+    age = (datetime.now(UTC) - export.created_at).total_seconds()
     if age > max_runtime_seconds:
         reason = f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
         repo.mark_failed(reference_id, reason)

@@ -1,56 +1,210 @@
 """What a user asks for, in canonical form, and the dedup key derived from it.
 
-Everything that changes the bytes of the exported file is part of the key; nothing else is.
+Everything that changes the bytes of the exported file is part of the key; nothing else is. The
+canonical form makes equal files equal requests: id lists are sorted and deduplicated, amounts are
+normalised (`10.50` = `10.5`), and the default column list is spelled out by `ExportSpec.for_dataset`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from export_engine.formats import FORMATS
+from export_engine.errors import ExportRequestError
+from export_engine.formats import FormatSpec, output_format
+
+if TYPE_CHECKING:
+    from export_engine.catalog import Dataset
+
+
+def _decimal(value: Decimal | str | int | None) -> Decimal | None:
+    if value is None:
+        return None
+    number = Decimal(str(value))
+    if not number.is_finite():
+        raise ExportRequestError(f"{value!r} is not a finite number")
+    return Decimal(0) if number == 0 else Decimal(format(number.normalize(), "f"))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Request filters; `any_of` lists are kept sorted and unique, so their order never matters."""
+
+    account_ids: tuple[str, ...] = ()
+    tag_ids: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    amount_min: Decimal | None = None
+    amount_max: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("account_ids", "tag_ids", "status"):
+            object.__setattr__(self, name, tuple(sorted(set(getattr(self, name)))))
+        for name in ("amount_min", "amount_max"):
+            object.__setattr__(self, name, _decimal(getattr(self, name)))
+
+    def items(self) -> Iterator[tuple[str, tuple[str, ...] | Decimal]]:
+        """The filters that are set, as (name, value)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value != ():
+                yield f.name, value
+
+    def canonical(self) -> dict[str, Any]:
+        return {name: list(v) if isinstance(v, tuple) else str(v) for name, v in self.items()}
+
+    @classmethod
+    def from_canonical(cls, data: dict[str, Any] | None) -> Filters:
+        data = data or {}
+        return cls(
+            account_ids=tuple(data.get("account_ids", ())),
+            tag_ids=tuple(data.get("tag_ids", ())),
+            status=tuple(data.get("status", ())),
+            amount_min=data.get("amount_min"),
+            amount_max=data.get("amount_max"),
+        )
 
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """A validated export request, scoped to its owner."""
+    """A validated export request, scoped to its owner. `columns=()` means every catalog column."""
 
     table_name: str
     date_from: date
     date_to: date
     owner: str
     format: str = "csv"
-
-    def canonical(self) -> dict[str, str]:
-        return {k: v.isoformat() if isinstance(v, date) else v for k, v in asdict(self).items()}
+    compression: str | None = None
+    columns: tuple[str, ...] = ()
+    filters: Filters = field(default_factory=Filters)
 
     @classmethod
-    def from_canonical(cls, data: dict[str, str]) -> ExportSpec:
+    def for_dataset(
+        cls,
+        dataset: Dataset,
+        *,
+        owner: str,
+        date_from: date,
+        date_to: date,
+        format: str = "csv",
+        compression: str | None = None,
+        columns: Iterable[str] | None = None,
+        filters: Filters | None = None,
+    ) -> ExportSpec:
+        """Check a request against the catalog and canonicalise it; every refusal names the valid choices."""
+        filters = filters or Filters()
+        if format not in dataset.formats:
+            raise ExportRequestError(
+                f"format: dataset {dataset.id!r} is not available as {format!r}; "
+                f"valid formats: {', '.join(dataset.formats)}"
+            )
+        output_format(format, compression)  # raises for an invalid combination
+        return cls(
+            table_name=dataset.id,
+            date_from=date_from,
+            date_to=date_to,
+            owner=owner,
+            format=format,
+            compression=compression,
+            columns=_checked_columns(dataset, columns),
+            filters=_checked_filters(dataset, filters),
+        )
+
+    @property
+    def output(self) -> FormatSpec:
+        """How the file is written, named and served (format plus compression)."""
+        return output_format(self.format, self.compression)
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "table_name": self.table_name,
+            "date_from": self.date_from.isoformat(),
+            "date_to": self.date_to.isoformat(),
+            "owner": self.owner,
+            "format": self.format,
+            "compression": self.compression,
+            "columns": list(self.columns),
+            "filters": self.filters.canonical(),
+        }
+
+    @classmethod
+    def from_canonical(cls, data: dict[str, Any]) -> ExportSpec:
         return cls(
             table_name=data["table_name"],
             date_from=date.fromisoformat(data["date_from"]),
             date_to=date.fromisoformat(data["date_to"]),
             owner=data["owner"],
             format=data.get("format", "csv"),
+            compression=data.get("compression"),
+            columns=tuple(data.get("columns") or ()),
+            filters=Filters.from_canonical(data.get("filters")),
         )
 
     @property
     def dedup_key(self) -> str:
         """SHA-256 of `table|from|to|owner|<other params as sorted JSON>`."""
-        extra = {k: v for k, v in self.canonical().items() if k not in _KEY_HEAD}
-        head = "|".join(self.canonical()[k] for k in _KEY_HEAD)
+        canonical = self.canonical()
+        extra = {k: v for k, v in canonical.items() if k not in _KEY_HEAD}
+        head = "|".join(canonical[k] for k in _KEY_HEAD)
         payload = head + "|" + json.dumps(extra, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def object_key(self, reference_id: str) -> str:
-        ext = FORMATS[self.format].extension
+        ext = self.output.extension
         return f"exports/{self.table_name}/{self.date_from}_{self.date_to}/{reference_id}{ext}"
 
     @property
     def download_filename(self) -> str:
-        return f"{self.table_name}_{self.date_from}_{self.date_to}{FORMATS[self.format].extension}"
+        return f"{self.table_name}_{self.date_from}_{self.date_to}{self.output.extension}"
 
 
 _KEY_HEAD = ("table_name", "date_from", "date_to", "owner")
+
+
+def _checked_columns(dataset: Dataset, columns: Iterable[str] | None) -> tuple[str, ...]:
+    valid = f"valid columns: {', '.join(dataset.columns)}"
+    if columns is None:
+        return tuple(dataset.columns)
+    chosen = tuple(columns)
+    if not chosen:
+        raise ExportRequestError(
+            f"columns: the list is empty; omit it for every column, or pick from {valid}"
+        )
+    for column in chosen:
+        if column not in dataset.columns:
+            raise ExportRequestError(
+                f"columns: unknown column {column!r} for dataset {dataset.id!r}; {valid}"
+            )
+    duplicates = sorted({c for c in chosen if chosen.count(c) > 1})
+    if duplicates:
+        raise ExportRequestError(f"columns: {duplicates[0]!r} is listed more than once")
+    return chosen
+
+
+def _checked_filters(dataset: Dataset, filters: Filters) -> Filters:
+    supported = ", ".join(dataset.filters) or "none"
+    for name, value in filters.items():
+        dataset_filter = dataset.filters.get(name)
+        if dataset_filter is None:
+            raise ExportRequestError(
+                f"filters: dataset {dataset.id!r} does not support the filter {name!r}; "
+                f"supported filters: {supported}"
+            )
+        if dataset_filter.values is not None and isinstance(value, tuple):
+            unknown = [v for v in value if v not in dataset_filter.values]
+            if unknown:
+                raise ExportRequestError(
+                    f"filters.{name}: unknown value {unknown[0]!r}; "
+                    f"valid values: {', '.join(dataset_filter.values)}"
+                )
+    low, high = filters.amount_min, filters.amount_max
+    if low is not None and high is not None and low > high:
+        raise ExportRequestError(
+            f"filters: amount_min ({low}) is greater than amount_max ({high})"
+        )
+    return filters
+

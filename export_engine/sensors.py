@@ -2,7 +2,7 @@
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from dagster._core.storage.tags import WILL_RETRY_TAG
@@ -14,7 +14,7 @@ from export_engine.jobs import export_job
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource
 from export_engine.settings import get_settings
-from export_engine.submission import run_config_for, run_tags_for, run_tags_with_deadline
+from export_engine.submission import run_config_for, run_tags_with_deadline
 
 ORPHAN_GRACE = timedelta(seconds=10)
 
@@ -26,7 +26,7 @@ def orphaned_exports_sensor(context: dg.SensorEvaluationContext, export_db: dg.R
     A run already tagged with the export's reference id is adopted instead of submitting another one;
     the run key makes a second request for the same export a no-op.
     """
-    cutoff = datetime.now(timezone.utc) - ORPHAN_GRACE
+    cutoff = datetime.now(UTC) - ORPHAN_GRACE
     sessions = session_factory(export_db.url)
     with sessions() as session:
         orphans = session.scalars(

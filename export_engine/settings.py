@@ -1,4 +1,7 @@
-"""The one typed settings object, read from the environment (and `.env` if present).
+"""The one typed settings object, read from the environment only.
+
+A `.env` file is not read here on purpose: docker compose owns `.env`, and a secret in it must not
+silently change what `make run` and the tests see.
 
 Both the gateway and the Dagster run processes read it; Dagster resources are built from it
 in `definitions.py` at run time, never at import time.
@@ -12,11 +15,11 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"  # noqa: S105 - printed as such when used
+DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore")
 
     environment: str = Field("development", description="`development` allows the dev JWT secret")
 
@@ -38,10 +41,11 @@ class Settings(BaseSettings):
     dagster_port: int = 3000
     dagster_submit_timeout_seconds: float = 10.0
     export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
+    retention_hours: int = Field(24, gt=0, description="finished files are deleted after this long")
     heartbeat_timeout_seconds: int = Field(30, ge=10, description="no heartbeat this long: the worker is gone")
 
     # Gateway
-    jwt_secret: str = DEV_JWT_SECRET
+    jwt_secret: str = Field(DEV_JWT_SECRET, min_length=32, description="HS256 key; at least 32 characters")
     jwt_algorithm: str = "HS256"
     business_timezone: str = Field("UTC", description="'today' for the dedup rule is computed here")
     log_level: str = "INFO"

@@ -10,7 +10,7 @@ pointing at it):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -43,7 +43,7 @@ def install(admin_url: str) -> None:
 
 
 def arm(admin_url: str, name: str, seconds: float) -> None:
-    until = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    until = datetime.now(UTC) + timedelta(seconds=seconds)
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO fault_injection VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET fail_until = EXCLUDED.fail_until",

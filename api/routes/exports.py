@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
-from api.schemas import ExportCreated, ExportRequest, ExportView
-from api.services.exports import create_export, get_export, signed_download
-from export_engine.db.models import ExportStatus
+from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
+from api.services.cancellation import cancel_export
+from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
+from export_engine.db.models import Export, ExportStatus
+from export_engine.request import ExportSpec
+from export_engine.resources import S3StorageResource
 
 router = APIRouter(tags=["exports"])
 
@@ -20,7 +25,9 @@ router = APIRouter(tags=["exports"])
     response_model=ExportCreated,
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"}},
+    responses={
+        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"}
+    },
 )
 def post_export(
     body: ExportRequest,
@@ -53,15 +60,83 @@ def post_export(
     )
 
 
+@router.get("/export", response_model=ExportPage, response_model_exclude_none=True)
+def list_my_exports(
+    session: SessionDep,
+    principal: PrincipalDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    status: ExportStatusName | None = None,
+) -> ExportPage:
+    page = list_exports(session=session, principal=principal, limit=limit, cursor=cursor, status=status)
+    return ExportPage(
+        items=[_view(e, storage=storage, ttl_seconds=settings.presign_ttl_seconds) for e in page.exports],
+        next_cursor=page.next_cursor,
+    )
+
+
 @router.get("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
 def read_export(
-    reference_id: str, session: SessionDep, principal: PrincipalDep, storage: StorageDep, settings: SettingsDep
+    reference_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    storage: StorageDep,
+    settings: SettingsDep,
 ) -> ExportView:
     export = get_export(session=session, principal=principal, reference_id=reference_id)
+    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+
+
+@router.get(
+    "/export/{reference_id}/download",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    responses={302: {"description": "redirect to a freshly signed URL of the file"}},
+)
+def download_export(
+    reference_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> RedirectResponse:
+    url = download_location(
+        session=session,
+        principal=principal,
+        reference_id=reference_id,
+        storage=storage,
+        ttl_seconds=settings.presign_ttl_seconds,
+    )
+    return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"})
+
+
+@router.delete("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+def delete_export(
+    reference_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    launcher: LauncherDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> ExportView:
+    """Cancel an export in flight (CANCELED) or delete a finished file (EXPIRED)."""
+    export = cancel_export(
+        session=session, principal=principal, reference_id=reference_id, launcher=launcher, storage=storage
+    )
+    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+
+
+def _view(export: Export, *, storage: S3StorageResource, ttl_seconds: int) -> ExportView:
     view = ExportView.model_validate(export, from_attributes=True)
+    spec = ExportSpec.from_canonical(export.params)
+    view.compression = spec.compression
+    view.columns = list(spec.columns) or None
+    view.filters = spec.filters.canonical() or None
     if export.status != ExportStatus.RUNNING.value:
         view.rows_written = None
-    signed = signed_download(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+    signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds)
     if signed is not None:
         view.download_url, view.expires_at = signed
     return view

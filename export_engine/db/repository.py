@@ -6,7 +6,7 @@ overwrites a terminal status, and a retried run cannot complete an export twice.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,7 +17,7 @@ _ACTIVE = [s.value for s in ACTIVE_STATUSES]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class ExportRepository:

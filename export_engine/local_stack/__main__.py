@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import httpx

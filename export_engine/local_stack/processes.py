@@ -55,7 +55,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             pass
         if process is not None and not process.alive():
             raise RuntimeError(f"{what}: process exited; log tail:\n{process.log_tail()}")

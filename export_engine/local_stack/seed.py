@@ -27,6 +27,37 @@ CREATE TABLE IF NOT EXISTS transactions (
 CREATE INDEX IF NOT EXISTS ix_transactions_owner_date ON transactions (user_id, txn_date, id);
 """
 
+# The two aggregate datasets of the catalog. Each keeps the owner column and a date column, so the
+# export's `user_id = ... AND <date> BETWEEN ...` is pushed below the GROUP BY onto the index.
+# Sums are cast to numeric(16,2) so typed formats know their precision and scale.
+VIEWS_SQL = """
+CREATE OR REPLACE VIEW daily_spending_by_tag AS
+SELECT t.user_id,
+       t.txn_date                        AS day,
+       tag.tag_id,
+       t.currency,
+       count(*)::bigint                  AS txn_count,
+       (-sum(t.amount))::numeric(16, 2)  AS spent
+FROM transactions AS t
+CROSS JOIN LATERAL unnest(CASE WHEN cardinality(t.tag_ids) = 0 THEN ARRAY[NULL]::text[] ELSE t.tag_ids END)
+    AS tag(tag_id)
+WHERE t.amount < 0 AND t.status = 'posted'
+GROUP BY t.user_id, t.txn_date, tag.tag_id, t.currency;
+
+CREATE OR REPLACE VIEW monthly_trends AS
+SELECT user_id,
+       date_trunc('month', txn_date::timestamp)::date                              AS month,
+       currency,
+       coalesce(sum(amount) FILTER (WHERE amount > 0), 0)::numeric(16, 2)  AS income,
+       coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)::numeric(16, 2) AS spending,
+       sum(amount)::numeric(16, 2)                                       AS net,
+       count(*)::bigint                                                  AS txn_count
+FROM transactions
+WHERE status = 'posted'
+GROUP BY user_id, date_trunc('month', txn_date::timestamp)::date, currency;
+"""
+VIEWS = ("daily_spending_by_tag", "monthly_trends")
+
 # One INSERT ... SELECT over generate_series: ~1M rows in seconds, no Python in the loop.
 # `%%` is SQL's modulo escaped for psycopg2's parameter syntax.
 SEED_SQL = """
@@ -38,11 +69,13 @@ SELECT
     d.txn_date,
     CASE WHEN s.id %% 50 = 0 THEN NULL
          ELSE d.txn_date + make_interval(secs => (s.id * 7919) %% 86400) END,
-    round(((CASE WHEN s.id %% 9 = 0 THEN 1 ELSE -1 END) * (1 + (s.id * 2654435761) %% 250000) / 100.0)::numeric, 2),
+    round(((CASE WHEN s.id %% 9 = 0 THEN 1 ELSE -1 END)
+           * (1 + (s.id * 2654435761) %% 250000) / 100.0)::numeric, 2),
     (ARRAY['USD','EUR','GBP'])[1 + (s.id %% 17 = 0)::int + (s.id %% 51 = 0)::int],
     (ARRAY['Card payment', 'Direct debit', 'Transfer', 'Salary', 'ATM withdrawal',
            'Refund, "partial"', E'Standing order\nmonthly', 'Café au lait ☕'])[1 + s.id %% 8],
-    (ARRAY['ACME Corp', 'Grocer & Sons', 'City Utilities', 'Landlord Ltd', 'Coffee, Inc.', NULL])[1 + s.id %% 6],
+    (ARRAY['ACME Corp', 'Grocer & Sons', 'City Utilities', 'Landlord Ltd', 'Coffee, Inc.', NULL])
+        [1 + s.id %% 6],
     (ARRAY['groceries', 'rent', 'salary', 'utilities', 'travel', 'dining', 'cash'])[1 + s.id %% 7],
     CASE WHEN s.id %% 5 = 0 THEN ARRAY['tag-' || s.id %% 11, 'tag-' || s.id %% 13]
          WHEN s.id %% 3 = 0 THEN ARRAY['tag-' || s.id %% 11] ELSE '{}' END,
@@ -58,17 +91,19 @@ ANALYZE transactions;
 
 
 def create_schema(admin_url: str, *, reader_password: str = READER_ROLE) -> None:
-    """Create the table and a login role that can only read it (and whose sessions are read-only)."""
+    """Create the table, the aggregate views, and a login role that can only read them."""
     conn = psycopg2.connect(admin_url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(SCHEMA_SQL)
+        cur.execute(VIEWS_SQL)
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,))
         if cur.fetchone() is None:
             cur.execute(f"CREATE ROLE {READER_ROLE} LOGIN PASSWORD %s", (reader_password,))
         cur.execute(f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on")
         cur.execute(f"GRANT USAGE ON SCHEMA public TO {READER_ROLE}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER_ROLE}")
+        cur.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO {READER_ROLE}")
         cur.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {READER_ROLE}")
     conn.close()
 
@@ -91,7 +126,8 @@ def seed_transactions(admin_url: str, rows: int, *, users: int = 100, start: dat
         first_id = cur.fetchone()[0] + 1
         cur.execute(
             SEED_SQL,
-            {"users": users, "first_id": first_id, "last_id": first_id + rows - 1, "start": start, "days": days},
+            {"users": users, "first_id": first_id, "last_id": first_id + rows - 1, "start": start,
+             "days": days},
         )
     conn.close()
     return row_count(admin_url)

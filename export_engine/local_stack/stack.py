@@ -24,7 +24,7 @@ from export_engine.local_stack.processes import ManagedProcess, free_port, wait_
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DEV_AWS_KEY = "dev-access-key"  # moto accepts any credentials
-DEV_AWS_SECRET = "dev-secret-key"  # noqa: S105
+DEV_AWS_SECRET = "dev-secret-key"
 
 
 @dataclass
@@ -156,10 +156,12 @@ def _dagster_pg_parts(url: str) -> dict[str, str]:
 def _ensure_bucket(env: dict[str, str]) -> None:
     from export_engine.resources import S3StorageResource
 
-    S3StorageResource(
+    storage = S3StorageResource(
         bucket=env["S3_BUCKET"], endpoint_url=env.get("S3_ENDPOINT_URL"),
         access_key_id=env.get("AWS_ACCESS_KEY_ID"), secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-    ).ensure_bucket()
+    )
+    storage.ensure_bucket()
+    storage.apply_lifecycle(expire_days=1)
 
 
 _DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"

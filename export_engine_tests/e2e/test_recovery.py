@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg2
 import pytest
@@ -23,7 +23,7 @@ def test_orphaned_pending_export_is_submitted_once_by_the_sensor(api):
             "INSERT INTO exports (reference_id, dedup_key, owner, table_name, date_from, date_to, format, params,"
             " status, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING', %s)",
             (reference_id, spec.dedup_key, spec.owner, spec.table_name, spec.date_from, spec.date_to, spec.format,
-             Json(spec.canonical()), datetime.now(timezone.utc) - timedelta(seconds=30)),
+             Json(spec.canonical()), datetime.now(UTC) - timedelta(seconds=30)),
         )
     export = api.wait("demo-user-13", reference_id)
     assert export["status"] == "COMPLETED", export

@@ -8,7 +8,6 @@ import signal
 import time
 
 import httpx
-
 import pytest
 
 from export_engine.resources import S3StorageResource

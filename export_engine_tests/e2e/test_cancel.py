@@ -1,0 +1,68 @@
+"""DELETE /export/{id}: cancel in flight, delete finished files, only for the owner."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from export_engine.resources import S3StorageResource
+from export_engine_tests import faults
+
+pytestmark = pytest.mark.e2e
+
+
+def test_cancel_a_running_export_terminates_the_run_and_aborts_the_upload(api, settings):
+    admin = api.stack.env["SOURCE_ADMIN_URL"]
+    faults.arm(admin, "slow", seconds=300)
+    try:
+        created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2021-12-31")
+        reference_id = created.json()["reference_id"]
+        deadline = time.monotonic() + 180
+        while api.get("USD", reference_id).json()["status"] != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        other = api.http.delete(f"/export/{reference_id}", headers=api.headers("demo-user-1"))
+        assert other.status_code == 404
+        assert other.json()["detail"] == f"export '{reference_id}' not found"
+
+        canceled = api.http.delete(f"/export/{reference_id}", headers=api.headers("USD"))
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "CANCELED"
+    finally:
+        faults.disarm(admin, "slow")
+    run_id = api.export_rows(reference_id=reference_id)[0][2]
+    deadline = time.monotonic() + 120
+    while True:
+        (run,) = [r for r in api.dagster_runs("reference_id", reference_id) if r["runId"] == run_id]
+        if run["status"] in ("CANCELED", "FAILURE"):
+            break
+        assert time.monotonic() < deadline, run
+        time.sleep(0.5)
+    assert api.get("USD", reference_id).json()["status"] == "CANCELED"
+    storage = S3StorageResource.from_settings(settings)
+    assert storage.pending_uploads(prefix="exports/slow/2019-01-01_2021-12-31/") == []
+    assert not storage.exists(f"exports/slow/2019-01-01_2021-12-31/{reference_id}.csv")
+
+    again = api.http.delete(f"/export/{reference_id}", headers=api.headers("USD"))
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"export '{reference_id}' is CANCELED; there is nothing to cancel or delete"
+
+
+def test_delete_a_completed_export_removes_its_file(api, settings):
+    params = dict(table_name="transactions", date_from="2019-08-01", date_to="2019-08-31")
+    created = api.post("demo-user-14", **params).json()
+    export = api.wait("demo-user-14", created["reference_id"])
+    url = export["download_url"]
+    assert httpx.get(url).status_code == 200
+
+    deleted = api.http.delete(f"/export/{created['reference_id']}", headers=api.headers("demo-user-14"))
+    assert deleted.status_code == 200
+    assert deleted.json()["status"] == "EXPIRED"
+    key = f"exports/transactions/2019-08-01_2019-08-31/{created['reference_id']}.csv"
+    assert not S3StorageResource.from_settings(settings).exists(key)
+    assert httpx.get(url).status_code in (403, 404)  # the old link no longer serves anything
+    after = api.post("demo-user-14", **params)
+    assert after.status_code == 202  # an expired file is never reused
+    api.wait("demo-user-14", after.json()["reference_id"])

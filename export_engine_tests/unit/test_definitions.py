@@ -1,0 +1,17 @@
+"""The one Definitions object resolves every job, sensor and schedule by name (without touching the env)."""
+
+from export_engine.definitions import defs
+
+
+def test_every_job_sensor_and_schedule_resolves():
+    assert {defs.resolve_job_def(name).name for name in ("export_job", "retention_job")} == {"export_job", "retention_job"}
+    sensors = {"orphaned_exports_sensor", "export_run_failure_sensor", "export_run_canceled_sensor", "stalled_exports_sensor"}
+    assert {defs.resolve_sensor_def(name).name for name in sensors} == sensors
+    assert defs.resolve_schedule_def("retention_schedule").cron_schedule == "*/15 * * * *"
+
+
+def test_export_op_declares_its_retry_policy():
+    op = defs.resolve_job_def("export_job").graph.node_defs[0]
+    assert op.retry_policy.max_retries == 3
+    assert op.retry_policy.backoff.value == "EXPONENTIAL"
+    assert op.retry_policy.jitter.value == "PLUS_MINUS"

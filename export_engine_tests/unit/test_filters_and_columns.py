@@ -1,0 +1,335 @@
+"""Filters, columns and formats: catalog checks, canonical form and dedup key, the SQL they become."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from api.schemas import DatasetView, ExportRequest
+from export_engine.catalog import load_catalog
+from export_engine.errors import CatalogError, ExportRequestError
+from export_engine.jobs import ExportConfig
+from export_engine.query import select_query
+from export_engine.request import ExportSpec, Filters
+from export_engine.settings import Settings
+from export_engine.submission import run_config_for
+
+CATALOG = load_catalog(Settings.model_fields["catalog_path"].default)
+TRANSACTIONS = CATALOG.get("transactions")
+ALL_COLUMNS = (
+    "id",
+    "user_id",
+    "account_id",
+    "txn_date",
+    "posted_at",
+    "amount",
+    "currency",
+    "description",
+    "counterparty",
+    "category",
+    "tag_ids",
+    "status",
+    "balance_after",
+)
+
+
+def spec(dataset_id: str = "transactions", **request) -> ExportSpec:
+    return ExportSpec.for_dataset(
+        CATALOG.get(dataset_id),
+        owner="alice",
+        date_from=date(2024, 1, 1),
+        date_to=date(2024, 12, 31),
+        **request,
+    )
+
+
+# -- catalog --------------------------------------------------------------------------------------
+
+
+def test_shipped_catalog_has_the_three_datasets():
+    assert CATALOG.names == ["daily_spending_by_tag", "monthly_trends", "transactions"]
+    grains = {name: CATALOG.get(name).time_grain for name in CATALOG.names}
+    assert grains == {"transactions": "daily", "daily_spending_by_tag": "daily", "monthly_trends": "monthly"}
+    assert list(TRANSACTIONS.filters) == ["account_ids", "tag_ids", "status", "amount_min", "amount_max"]
+    assert TRANSACTIONS.filters["status"].values == ("posted", "pending", "reversed")
+    assert CATALOG.get("monthly_trends").filters == {}
+    for name in CATALOG.names:
+        assert CATALOG.get(name).formats == ("csv", "parquet", "jsonl", "json", "xlsx")
+        assert CATALOG.get(name).owner_column == "user_id"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("    filters: {color: a}\n", "names unknown filter 'color'; known: account_ids, tag_ids"),
+        ("    filters: {account_ids: nope}\n", "names column 'nope' it does not list"),
+        ("    filters: {account_ids: o}\n", "filter 'account_ids' may not target the owner column"),
+        (
+            "    formats: [csv, pdf]\n",
+            "lists unknown formats ['pdf']; known: csv, parquet, jsonl, json, xlsx",
+        ),
+    ],
+)
+def test_bad_filters_or_formats_fail_the_catalog_load(tmp_path, extra, message):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(
+        "datasets:\n  t:\n    table: t\n    date_column: d\n    owner_column: o\n    order_by: [d]\n"
+        "    columns: {o: text, d: date, a: text}\n" + extra
+    )
+    with pytest.raises(CatalogError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_catalog(path)
+
+
+def test_dataset_view_lists_columns_filters_and_formats():
+    view = DatasetView.from_dataset(TRANSACTIONS).model_dump()
+    assert view["columns"][5] == {"name": "amount", "type": "numeric(14,2)"}
+    assert view["filters"][1] == {"name": "tag_ids", "column": "tag_ids", "kind": "any_of", "values": None}
+    assert view["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx"]
+    assert view["compressions"] == {"gzip": ["csv"]}
+
+
+# -- the request, checked against the catalog -----------------------------------------------------
+
+
+def test_default_columns_are_spelled_out():
+    assert spec().columns == ALL_COLUMNS
+    assert spec().dedup_key == spec(columns=list(ALL_COLUMNS)).dedup_key
+
+
+@pytest.mark.parametrize(
+    ("dataset_id", "request_", "message"),
+    [
+        (
+            "transactions",
+            {"columns": ["id", "secret"]},
+            (
+                "columns: unknown column 'secret' for dataset 'transactions'; valid columns: "
+                "id, user_id, account_id, txn_date, posted_at, amount, currency, description, "
+                "counterparty, category, tag_ids, status, balance_after"
+            ),
+        ),
+        (
+            "monthly_trends",
+            {"columns": []},
+            (
+                "columns: the list is empty; omit it for every column, or pick from valid columns: "
+                "user_id, month, currency, income, spending, net, txn_count"
+            ),
+        ),
+        ("transactions", {"columns": ["id", "amount", "id"]}, "columns: 'id' is listed more than once"),
+        (
+            "monthly_trends",
+            {"filters": Filters(account_ids=("acct-1",))},
+            "filters: dataset 'monthly_trends' does not support the filter 'account_ids'; "
+            "supported filters: none",
+        ),
+        (
+            "daily_spending_by_tag",
+            {"filters": Filters(status=("posted",))},
+            (
+                "filters: dataset 'daily_spending_by_tag' does not support the filter 'status'; "
+                "supported filters: tag_ids, amount_min, amount_max"
+            ),
+        ),
+        (
+            "transactions",
+            {"filters": Filters(status=("posted", "lost"))},
+            "filters.status: unknown value 'lost'; valid values: posted, pending, reversed",
+        ),
+        (
+            "transactions",
+            {"filters": Filters(amount_min=Decimal(10), amount_max=Decimal("-5.5"))},
+            "filters: amount_min (10) is greater than amount_max (-5.5)",
+        ),
+        (
+            "transactions",
+            {"format": "parquet", "compression": "gzip"},
+            "compression: 'gzip' is only available with format 'csv', not 'parquet'",
+        ),
+    ],
+)
+def test_requests_the_catalog_does_not_allow_name_the_valid_choices(dataset_id, request_, message):
+    with pytest.raises(ExportRequestError) as info:
+        spec(dataset_id, **request_)
+    assert str(info.value) == message
+
+
+def test_a_format_the_dataset_does_not_offer_is_refused(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(
+        "datasets:\n  t:\n    table: t\n    date_column: d\n    owner_column: o\n    order_by: [d]\n"
+        "    columns: {o: text, d: date}\n    formats: [csv, parquet]\n"
+    )
+    with pytest.raises(ExportRequestError) as info:
+        ExportSpec.for_dataset(
+            load_catalog(path).get("t"),
+            owner="a",
+            date_from=date(2024, 1, 1),
+            date_to=date(2024, 1, 2),
+            format="xlsx",
+        )
+    assert str(info.value) == "format: dataset 't' is not available as 'xlsx'; valid formats: csv, parquet"
+
+
+# -- canonical form and dedup key -----------------------------------------------------------------
+
+
+def test_id_list_order_and_repeats_do_not_change_the_key():
+    first = spec(filters=Filters(account_ids=("b", "a"), tag_ids=("t2", "t1", "t2")))
+    second = spec(filters=Filters(account_ids=("a", "b"), tag_ids=("t1", "t2")))
+    assert first.dedup_key == second.dedup_key
+    assert first.canonical()["filters"] == {"account_ids": ["a", "b"], "tag_ids": ["t1", "t2"]}
+
+
+def test_equal_amounts_written_differently_are_one_key():
+    assert (
+        spec(filters=Filters(amount_min=Decimal("10.50"))).dedup_key
+        == spec(filters=Filters(amount_min=Decimal("10.5"))).dedup_key
+    )
+    assert spec(filters=Filters(amount_max=Decimal("-0.00"))).canonical()["filters"] == {"amount_max": "0"}
+    assert spec(filters=Filters(amount_min=Decimal("1E+2"))).canonical()["filters"] == {"amount_min": "100"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"columns": ["id", "amount"]},
+        {"filters": Filters(account_ids=("a",))},
+        {"filters": Filters(tag_ids=("a",))},
+        {"filters": Filters(status=("posted",))},
+        {"filters": Filters(amount_min=Decimal(0))},
+        {"filters": Filters(amount_max=Decimal(0))},
+        {"compression": "gzip"},
+        {"format": "xlsx"},
+    ],
+)
+def test_every_parameter_that_changes_the_bytes_changes_the_key(change):
+    assert spec(**change).dedup_key != spec().dedup_key
+
+
+def test_column_order_is_part_of_the_key():
+    assert spec(columns=["id", "amount"]).dedup_key != spec(columns=["amount", "id"]).dedup_key
+
+
+def test_canonical_form_round_trips_through_the_export_row_and_the_run_config():
+    original = spec(
+        format="csv",
+        compression="gzip",
+        columns=["amount", "id"],
+        filters=Filters(account_ids=("b", "a"), status=("posted",), amount_min=Decimal("-12.5")),
+    )
+    assert ExportSpec.from_canonical(original.canonical()) == original
+    config = run_config_for("ref-1", original)["ops"]["export_op"]["config"]
+    assert ExportConfig(**config).spec() == original
+    assert ExportConfig(**config).spec().dedup_key == original.dedup_key
+
+
+def test_file_names_follow_the_output():
+    assert spec(compression="gzip").download_filename == "transactions_2024-01-01_2024-12-31.csv.gz"
+    assert (
+        spec(format="parquet").object_key("ref") == "exports/transactions/2024-01-01_2024-12-31/ref.parquet"
+    )
+    assert (
+        spec("monthly_trends", format="xlsx").download_filename == "monthly_trends_2024-01-01_2024-12-31.xlsx"
+    )
+
+
+# -- the SQL --------------------------------------------------------------------------------------
+
+
+def test_filters_are_bound_parameters_on_catalog_columns():
+    filters = Filters(
+        account_ids=("acct-1'; --",),
+        tag_ids=("t1",),
+        status=("posted",),
+        amount_min=Decimal(-10),
+        amount_max=Decimal("99.5"),
+    )
+    select, params = select_query(TRANSACTIONS, spec(columns=["amount", "id"], filters=filters))
+    rendered = repr(select)
+    assert "acct-1" not in rendered and "posted" not in rendered  # values only in the parameters
+    assert "Identifier('amount'), SQL(', '), Identifier('id')" in rendered  # the columns asked, in order
+    assert params == {
+        "owner": "alice",
+        "date_from": date(2024, 1, 1),
+        "date_to": date(2024, 12, 31),
+        "filter_account_ids": ["acct-1'; --"],
+        "filter_tag_ids": ["t1"],
+        "filter_status": ["posted"],
+        "filter_amount_min": Decimal(-10),
+        "filter_amount_max": Decimal("99.5"),
+    }
+    assert "SQL(' && '), Placeholder('filter_tag_ids')" in rendered  # array column: any overlap
+    assert "SQL(' = ANY('), Placeholder('filter_account_ids')" in rendered
+    assert "SQL(' >= '), Placeholder('filter_amount_min')" in rendered
+    assert "SQL(' <= '), Placeholder('filter_amount_max')" in rendered
+
+
+@pytest.mark.parametrize("dataset_id", ["transactions", "daily_spending_by_tag", "monthly_trends"])
+def test_the_owner_condition_comes_first_in_every_query(dataset_id):
+    dataset = CATALOG.get(dataset_id)
+    select, params = select_query(
+        dataset, spec(dataset_id, columns=[c for c in dataset.columns if c != "user_id"])
+    )
+    rendered = repr(select)
+    where = rendered.index("WHERE")
+    assert rendered.index("Identifier('user_id'), SQL(' = %(owner)s')") > where
+    assert params["owner"] == "alice"
+
+
+def test_a_filter_the_dataset_does_not_map_never_reaches_sql():
+    raw = ExportSpec(
+        "monthly_trends", date(2024, 1, 1), date(2024, 2, 1), owner="a", filters=Filters(account_ids=("x",))
+    )
+    with pytest.raises(
+        CatalogError, match="dataset 'monthly_trends' does not support the filter 'account_ids'"
+    ):
+        select_query(CATALOG.get("monthly_trends"), raw)
+
+
+# -- the API body ---------------------------------------------------------------------------------
+
+BASE = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "2024-01-31"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (
+            {"filters": {"colour": ["red"]}},
+            ("filters",),
+            "unknown filter 'colour'; valid filters: account_ids, tag_ids, status, amount_min, amount_max",
+        ),
+        (
+            {"filters": {"account_ids": []}},
+            ("filters", "account_ids"),
+            "must list at least one value; leave the filter out to keep every row",
+        ),
+        (
+            {"filters": {"tag_ids": [""]}},
+            ("filters", "tag_ids", 0),
+            "String should have at least 1 character",
+        ),
+        ({"filters": {"amount_min": "NaN"}}, ("filters", "amount_min"), "Input should be a finite number"),
+        ({"compression": "zip"}, ("compression",), "Input should be 'gzip'"),
+        ({"format": "pdf"}, ("format",), "Input should be 'csv', 'parquet', 'jsonl', 'json' or 'xlsx'"),
+    ],
+)
+def test_malformed_bodies_are_refused_by_the_schema(change, field, message):
+    with pytest.raises(ValidationError) as info:
+        ExportRequest.model_validate({**BASE, **change})
+    (error,) = info.value.errors()
+    assert error["loc"] == field
+    assert error["msg"].removeprefix("Value error, ") == message
+
+
+def test_body_filters_become_canonical_filters():
+    body = ExportRequest.model_validate(
+        {**BASE, "filters": {"status": "posted", "account_ids": ["b", "a"], "amount_min": 10.5}}
+    )
+    assert body.filters.to_filters() == Filters(
+        account_ids=("a", "b"), status=("posted",), amount_min=Decimal("10.5")
+    )
