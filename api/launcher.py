@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
@@ -45,9 +46,20 @@ class DagsterRunLauncher:
         max_runtime_seconds: int,
         location_name: str = "export_engine",
     ) -> None:
-        self._client = DagsterGraphQLClient(host, port_number=port, timeout=int(max(timeout_seconds, 1)))
+        self._host, self._port, self._timeout = host, port, int(max(timeout_seconds, 1))
+        self._local = threading.local()
         self._location_name = location_name
         self._max_runtime_seconds = max_runtime_seconds
+
+    @property
+    def _client(self) -> DagsterGraphQLClient:
+        """One client per thread: the gql client under it is not safe to share between threads."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = DagsterGraphQLClient(
+                self._host, port_number=self._port, timeout=self._timeout
+            )
+        return client
 
     def find_run(self, reference_id: str) -> str | None:
         result = self._client._execute(_RUNS_BY_TAG, {"key": "reference_id", "value": reference_id})
