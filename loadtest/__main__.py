@@ -28,6 +28,25 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
+def _wait_for_all(
+    client: httpx.Client, created: dict[tuple, list[str]], tokens: dict[str, str], *, timeout: float
+) -> tuple[float, dict[str, int]]:
+    """Poll every export until none is PENDING/RUNNING; returns the seconds it took and the final statuses."""
+    started = time.perf_counter()
+    pending = {refs[0]: key[0] for key, refs in created.items()}
+    final: dict[str, int] = defaultdict(int)
+    while pending and time.perf_counter() - started < timeout:
+        for reference_id, user in list(pending.items()):
+            status = client.get(f"/export/{reference_id}", headers={"Authorization": f"Bearer {tokens[user]}"}).json()
+            if status["status"] not in ("PENDING", "RUNNING"):
+                final[status["status"]] += 1
+                del pending[reference_id]
+        time.sleep(1)
+    if pending:
+        final["UNFINISHED"] = len(pending)
+    return time.perf_counter() - started, dict(final)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api", default=f"http://127.0.0.1:{os.environ.get('API_PORT', 8000)}")
@@ -35,6 +54,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--keys", type=int, default=100)
+    parser.add_argument("--drain-timeout", type=float, default=900,
+                        help="wait this long for every export to finish (0: don't wait)")
     parser.add_argument("--seed", type=int, default=None, help="random seed for the date ranges (default: time)")
     args = parser.parse_args()
 
@@ -90,6 +111,8 @@ def main() -> int:
         client.get(f"/export/{refs[0]}", headers={"Authorization": f"Bearer {tokens[key[0]]}"}).raise_for_status()
         get_latencies.append(time.perf_counter() - t0)
 
+    drain = _wait_for_all(client, created, tokens, timeout=args.drain_timeout) if args.drain_timeout else None
+
     post_latencies = [r[3] for r in results]
     query = '{ runsOrError(filter: {tags: [{key: "table_name", value: "transactions"}]}) { ... on Runs { count } } }'
     runs = httpx.post(f"{args.dagster}/graphql", json={"query": query}, timeout=30).json()
@@ -101,7 +124,11 @@ def main() -> int:
     print(f"GET  latency p50={_percentile(get_latencies, .5) * 1000:.0f} ms "
           f"p99={_percentile(get_latencies, .99) * 1000:.0f} ms")
     print(f"Dagster runs of transactions exports (all time): {runs['data']['runsOrError'].get('count')}")
+    if drain is not None:
+        seconds, outcome = drain
+        print(f"all {len(created)} exports finished {seconds:.0f}s after the last POST: {outcome}")
     ok = not problems and not duplicates and len(created) == args.keys
+    ok = ok and (drain is None or set(drain[1]) == {"COMPLETED"})
     for problem in problems[:20]:
         print("PROBLEM:", problem)
     print("OK" if ok else "FAILED")

@@ -16,7 +16,7 @@ from export_engine.local_stack.stack import PROJECT_ROOT, LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET
 
 
-def _sample_export(stack: LocalStack, token: str) -> dict:
+def _sample_export(stack: LocalStack, token: str) -> dict | None:
     headers = {"Authorization": f"Bearer {token}"}
     body = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "2024-12-31", "format": "csv"}
     created = httpx.post(f"{stack.api_url}/export", json=body, headers=headers, timeout=30)
@@ -29,7 +29,8 @@ def _sample_export(stack: LocalStack, token: str) -> dict:
         if export["status"] not in ("PENDING", "RUNNING"):
             return export
         time.sleep(1)
-    raise RuntimeError(f"sample export {reference_id} did not finish in 5 minutes")
+    print(f"  still {export['status']} after 5 minutes (other exports queued ahead?); the stack stays up")
+    return None
 
 
 def main() -> int:
@@ -60,8 +61,9 @@ def main() -> int:
         print(f"up in {time.monotonic() - started:.0f}s")
         if not args.no_sample:
             print("running a sample export for demo-user-1 ...", flush=True)
-            export = _sample_export(stack, token)
-            print(f"  status={export['status']} rows={export.get('row_count')} bytes={export.get('file_size_bytes')}")
+            export = _sample_export(stack, token) or {}
+            if export:
+                print(f"  status={export['status']} rows={export.get('row_count')} bytes={export.get('file_size_bytes')}")
             if export.get("error"):
                 print(f"  error: {export['error']}")
             if export.get("download_url"):
