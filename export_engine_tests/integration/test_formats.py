@@ -26,11 +26,10 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg2 import sql
 
-from export_engine.catalog import Catalog, Dataset, load_catalog
+from export_engine.catalog import Catalog, Dataset
 from export_engine.engine import is_permanent, run_export
 from export_engine.query import select_query
 from export_engine.request import ExportSpec, Filters
-from export_engine.resources import S3StorageResource, SourceDatabaseResource
 from export_engine.writers import write_xlsx
 from export_engine_tests.helpers import expected_csv
 from export_engine_tests.unit.test_writers import read_parquet
@@ -61,21 +60,6 @@ INSERT INTO edge_transactions VALUES
   'posted', 5.00);
 GRANT SELECT ON edge_transactions TO export_reader;
 """
-
-
-@pytest.fixture(scope="module")
-def catalog(settings) -> Catalog:
-    return load_catalog(settings.catalog_path)
-
-
-@pytest.fixture(scope="module")
-def source(settings) -> SourceDatabaseResource:
-    return SourceDatabaseResource.from_settings(settings)
-
-
-@pytest.fixture(scope="module")
-def storage(settings) -> S3StorageResource:
-    return S3StorageResource.from_settings(settings)
 
 
 @pytest.fixture(scope="module")

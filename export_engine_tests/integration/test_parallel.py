@@ -9,26 +9,11 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from export_engine.catalog import Catalog, Dataset, load_catalog
+from export_engine.catalog import Catalog, Dataset
 from export_engine.engine import run_export
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine.resources import S3StorageResource
 from export_engine_tests.helpers import expected_csv
-
-
-@pytest.fixture(scope="module")
-def catalog(settings) -> Catalog:
-    return load_catalog(settings.catalog_path)
-
-
-@pytest.fixture(scope="module")
-def source(settings) -> SourceDatabaseResource:
-    return SourceDatabaseResource.from_settings(settings)
-
-
-@pytest.fixture(scope="module")
-def storage(settings) -> S3StorageResource:
-    return S3StorageResource.from_settings(settings)
 
 
 @pytest.fixture(scope="module")

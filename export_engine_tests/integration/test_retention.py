@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
 from export_engine.catalog import load_catalog
@@ -13,7 +12,7 @@ from export_engine.db.models import Export, ExportStatus
 from export_engine.db.session import session_factory
 from export_engine.engine import run_export
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine.resources import SourceDatabaseResource
 from export_engine.retention import expire_exports
 
 
@@ -23,11 +22,6 @@ def _export_row(spec: ExportSpec, reference_id: str, *, status: str, s3_key: str
                   date_from=spec.date_from, date_to=spec.date_to, format=spec.format, params=spec.canonical(),
                   status=status, s3_key=s3_key, completed_at=completed_at, reused_from_ref=reused_from_ref,
                   created_at=completed_at)
-
-
-@pytest.fixture
-def storage(settings) -> S3StorageResource:
-    return S3StorageResource.from_settings(settings)
 
 
 def _make_file(settings, storage, spec: ExportSpec) -> tuple[str, str]:
