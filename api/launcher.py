@@ -82,7 +82,11 @@ class DagsterRunLauncher:
             )
         except LaunchError:
             raise
-        except (DagsterGraphQLClientError, OSError, Exception) as exc:  # requests/gql errors vary by transport
+        except (
+            DagsterGraphQLClientError,
+            OSError,
+            Exception,
+        ) as exc:  # requests/gql errors vary by transport
             raise LaunchError(f"could not submit the run to Dagster: {exc}") from exc
 
     def terminate(self, run_id: str) -> None:

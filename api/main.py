@@ -27,7 +27,9 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     settings.check_secrets()
     if settings.using_dev_secret:
         log.warning("JWT_SECRET is unset: using the published development secret")
-    app = FastAPI(title="Export engine", version="0.1.0", description="Asynchronous bulk exports with signed downloads")
+    app = FastAPI(
+        title="Export engine", version="0.1.0", description="Asynchronous bulk exports with signed downloads"
+    )
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_path)
     app.state.sessions = session_factory(settings.database_url)

@@ -20,7 +20,9 @@ def reuse_allowed(*, force_refresh: bool, date_to: date, today: date) -> bool:
     return not force_refresh and date_to < today
 
 
-def decide(*, force_refresh: bool, date_to: date, today: date, file_available: bool, in_flight: bool) -> Decision:
+def decide(
+    *, force_refresh: bool, date_to: date, today: date, file_available: bool, in_flight: bool
+) -> Decision:
     if not reuse_allowed(force_refresh=force_refresh, date_to=date_to, today=today):
         return Decision.NEW
     if file_available:

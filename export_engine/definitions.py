@@ -27,7 +27,12 @@ def _from_settings(resource_cls: type) -> dg.ResourceDefinition:
 defs = dg.Definitions(
     jobs=[export_job, retention_job],
     schedules=[retention_schedule],
-    sensors=[orphaned_exports_sensor, export_run_failure_sensor, export_run_canceled_sensor, stalled_exports_sensor],
+    sensors=[
+        orphaned_exports_sensor,
+        export_run_failure_sensor,
+        export_run_canceled_sensor,
+        stalled_exports_sensor,
+    ],
     resources={
         "export_db": _from_settings(ExportDbResource),
         "source_db": _from_settings(SourceDatabaseResource),

@@ -58,12 +58,16 @@ def run_export(
     fmt = spec.output
     upload = storage.start_upload(key, content_type=fmt.content_type, filename=spec.download_filename)
     with upload:  # completes on success, aborts on any exception (including an interrupt)
-        tap = ProgressTap(upload, _header_excluded(on_progress) if fmt.lines_are_rows else None,
-                          csv_quoting=spec.format == "csv")
+        tap = ProgressTap(
+            upload,
+            _header_excluded(on_progress) if fmt.lines_are_rows else None,
+            csv_quoting=spec.format == "csv",
+        )
         buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
         if parallel > 1 and can_split(dataset, spec):
-            row_count = export_slices(dataset, spec, source=source, upload=upload, slices=parallel,
-                                      on_progress=on_progress)
+            row_count = export_slices(
+                dataset, spec, source=source, upload=upload, slices=parallel, on_progress=on_progress
+            )
         else:
             row_count = fmt.write(source, select, params, buffered)
         buffered.flush()
@@ -95,7 +99,10 @@ def is_permanent(exc: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, (CatalogError, ExportPermanentError, *_PERMANENT_PG_ERRORS)):
             return True
-        if isinstance(seen, ClientError) and seen.response.get("Error", {}).get("Code") in _PERMANENT_S3_CODES:
+        if (
+            isinstance(seen, ClientError)
+            and seen.response.get("Error", {}).get("Code") in _PERMANENT_S3_CODES
+        ):
             return True
         seen = seen.__cause__
     return False

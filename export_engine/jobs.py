@@ -1,7 +1,6 @@
 """`export_job`: one op that streams one export to S3 and records every step on the export row."""
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
-
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,10 +84,16 @@ def export_op(
             context.log.error("export %s failed: %s", reference_id, reason)
             raise dg.Failure(
                 description=reason,
-                metadata={"reference_id": reference_id, "permanent": permanent, "attempt": context.retry_number + 1},
+                metadata={
+                    "reference_id": reference_id,
+                    "permanent": permanent,
+                    "attempt": context.retry_number + 1,
+                },
                 allow_retries=False,
             ) from exc
-        context.log.warning("export %s: attempt %d failed (%s); will retry", reference_id, context.retry_number + 1, reason)
+        context.log.warning(
+            "export %s: attempt %d failed (%s); will retry", reference_id, context.retry_number + 1, reason
+        )
         raise
 
     if not repo.mark_completed(
@@ -100,7 +105,10 @@ def export_op(
         return dg.Output(None, metadata={"reference_id": reference_id, "discarded": True})
     context.log.info(
         "export %s completed: %d rows, %d bytes in %.1fs",
-        reference_id, result.row_count, result.file_size_bytes, result.duration_s,
+        reference_id,
+        result.row_count,
+        result.file_size_bytes,
+        result.duration_s,
     )
     return dg.Output(
         None,

@@ -11,7 +11,11 @@ from export_engine.retention import expire_exports
 from export_engine.settings import get_settings
 
 
-@dg.op(retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS))
+@dg.op(
+    retry_policy=dg.RetryPolicy(
+        max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    )
+)
 def expire_old_exports_op(
     context: dg.OpExecutionContext,
     export_db: dg.ResourceParam[ExportDbResource],
@@ -19,13 +23,26 @@ def expire_old_exports_op(
 ) -> dg.Output[None]:
     hours = get_settings().retention_hours
     result = expire_exports(session_factory(export_db.url), storage, retention=timedelta(hours=hours))
-    context.log.info("retention (%dh): %d exports expired, %d objects deleted", hours, result.exports_expired,
-                     result.objects_deleted)
-    return dg.Output(None, metadata={"exports_expired": result.exports_expired,
-                                     "objects_deleted": result.objects_deleted, "retention_hours": hours})
+    context.log.info(
+        "retention (%dh): %d exports expired, %d objects deleted",
+        hours,
+        result.exports_expired,
+        result.objects_deleted,
+    )
+    return dg.Output(
+        None,
+        metadata={
+            "exports_expired": result.exports_expired,
+            "objects_deleted": result.objects_deleted,
+            "retention_hours": hours,
+        },
+    )
 
 
-@dg.job(executor_def=dg.in_process_executor, description="Delete export files past the retention; mark them EXPIRED.")
+@dg.job(
+    executor_def=dg.in_process_executor,
+    description="Delete export files past the retention; mark them EXPIRED.",
+)
 def retention_job() -> None:
     expire_old_exports_op()
 

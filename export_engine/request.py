@@ -203,8 +203,5 @@ def _checked_filters(dataset: Dataset, filters: Filters) -> Filters:
                 )
     low, high = filters.amount_min, filters.amount_max
     if low is not None and high is not None and low > high:
-        raise ExportRequestError(
-            f"filters: amount_min ({low}) is greater than amount_max ({high})"
-        )
+        raise ExportRequestError(f"filters: amount_min ({low}) is greater than amount_max ({high})")
     return filters
-

@@ -33,7 +33,9 @@ def expire_exports(
     with sessions() as session:
         candidates = session.execute(
             select(Export.s3_key, Export.dedup_key)
-            .where(Export.status.in_(_FINISHED), Export.reused_from_ref.is_(None), Export.completed_at < cutoff)
+            .where(
+                Export.status.in_(_FINISHED), Export.reused_from_ref.is_(None), Export.completed_at < cutoff
+            )
             .limit(batch)
         ).all()
     expired = deleted = 0

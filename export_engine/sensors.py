@@ -1,7 +1,6 @@
 """Sensors that keep every accepted export moving."""
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
-
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -20,7 +19,9 @@ ORPHAN_GRACE = timedelta(seconds=10)
 
 
 @dg.sensor(job=export_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
-def orphaned_exports_sensor(context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]):
+def orphaned_exports_sensor(
+    context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]
+):
     """Submit PENDING exports the gateway accepted but could not hand to Dagster (it died, or Dagster was down).
 
     A run already tagged with the export's reference id is adopted instead of submitting another one;
@@ -64,7 +65,9 @@ def _reason(event_message: str | None, default: str) -> str:
 @dg.run_failure_sensor(
     monitored_jobs=[export_job], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
 )
-def export_run_failure_sensor(context: dg.RunFailureSensorContext, export_db: dg.ResourceParam[ExportDbResource]):
+def export_run_failure_sensor(
+    context: dg.RunFailureSensorContext, export_db: dg.ResourceParam[ExportDbResource]
+):
     """Record FAILED for runs that died outside the op (crash with no retries left, run monitor timeout).
 
     A run Dagster is about to retry (`dagster/will_retry`) leaves the export RUNNING: the retry continues it.
@@ -84,7 +87,9 @@ def export_run_failure_sensor(context: dg.RunFailureSensorContext, export_db: dg
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def export_run_canceled_sensor(context: dg.RunStatusSensorContext, export_db: dg.ResourceParam[ExportDbResource]):
+def export_run_canceled_sensor(
+    context: dg.RunStatusSensorContext, export_db: dg.ResourceParam[ExportDbResource]
+):
     """A run canceled from the Dagster UI (or never started) ends its export; a user's DELETE already did."""
     reference_id = context.dagster_run.tags.get("reference_id")
     if reference_id and export_db.repository().mark_failed(reference_id, "the Dagster run was canceled"):
@@ -92,7 +97,9 @@ def export_run_canceled_sensor(context: dg.RunStatusSensorContext, export_db: dg
 
 
 @dg.sensor(minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
-def stalled_exports_sensor(context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]):
+def stalled_exports_sensor(
+    context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]
+):
     """Fail runs whose worker stopped sending heartbeats (killed, OOM, host lost), so run retries take over.
 
     The default run launcher cannot see a dead worker process; the export's heartbeat can.

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     dagster_submit_timeout_seconds: float = 10.0
     export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
     retention_hours: int = Field(24, gt=0, description="finished files are deleted after this long")
-    heartbeat_timeout_seconds: int = Field(30, ge=10, description="no heartbeat this long: the worker is gone")
+    heartbeat_timeout_seconds: int = Field(
+        30, ge=10, description="no heartbeat this long: the worker is gone"
+    )
 
     # Gateway
     jwt_secret: str = Field(DEV_JWT_SECRET, min_length=32, description="HS256 key; at least 32 characters")

@@ -19,8 +19,16 @@ from export_engine_tests import faults
 
 SEED_ROWS = 100_000
 EXPORT_MAX_RUNTIME_SECONDS = 90  # short, so the deadline test is quick; normal test exports take seconds
-_EXTERNAL = ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL", "S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-             "AWS_SECRET_ACCESS_KEY", "JWT_SECRET", "DAGSTER_HOME")
+_EXTERNAL = (
+    "DATABASE_URL",
+    "DAGSTER_PG_URL",
+    "SOURCE_DATABASE_URL",
+    "S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "JWT_SECRET",
+    "DAGSTER_HOME",
+)
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +43,9 @@ def stack() -> Iterator[LocalStack]:
         faults.install(env["SOURCE_ADMIN_URL"])
         env["EXPORT_MAX_RUNTIME_SECONDS"] = str(EXPORT_MAX_RUNTIME_SECONDS)
         env["HEARTBEAT_TIMEOUT_SECONDS"] = "15"
-        env["CATALOG_PATH"] = str(faults.write_test_catalog(Settings.model_fields["catalog_path"].default,
-                                                            home / "catalog.yaml"))
+        env["CATALOG_PATH"] = str(
+            faults.write_test_catalog(Settings.model_fields["catalog_path"].default, home / "catalog.yaml")
+        )
         yield local
     finally:
         local.stop()

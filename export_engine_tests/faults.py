@@ -60,8 +60,11 @@ def write_test_catalog(shipped: Path, target: Path) -> Path:
     """The shipped catalog plus the fault datasets, each a copy of `transactions` on another table."""
     catalog = yaml.safe_load(shipped.read_text())
     base = catalog["datasets"]["transactions"]
-    for dataset_id, table in (("flaky", "flaky_transactions"), ("slow", "slow_transactions"),
-                              ("vanished", "vanished_transactions")):
+    for dataset_id, table in (
+        ("flaky", "flaky_transactions"),
+        ("slow", "slow_transactions"),
+        ("vanished", "vanished_transactions"),
+    ):
         catalog["datasets"][dataset_id] = {**base, "table": table, "name": f"test: {dataset_id}"}
     catalog["datasets"]["slow"]["owner_column"] = "currency"  # token sub 'USD': most rows, a long export
     target.write_text(yaml.safe_dump(catalog, sort_keys=False))

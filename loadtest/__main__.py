@@ -37,7 +37,9 @@ def _wait_for_all(
     final: dict[str, int] = defaultdict(int)
     while pending and time.perf_counter() - started < timeout:
         for reference_id, user in list(pending.items()):
-            status = client.get(f"/export/{reference_id}", headers={"Authorization": f"Bearer {tokens[user]}"}).json()
+            status = client.get(
+                f"/export/{reference_id}", headers={"Authorization": f"Bearer {tokens[user]}"}
+            ).json()
             if status["status"] not in ("PENDING", "RUNNING"):
                 final[status["status"]] += 1
                 del pending[reference_id]
@@ -48,15 +50,23 @@ def _wait_for_all(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--api", default=f"http://127.0.0.1:{os.environ.get('API_PORT', 8000)}")
     parser.add_argument("--dagster", default=f"http://127.0.0.1:{os.environ.get('DAGSTER_PORT', 3000)}")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--keys", type=int, default=100)
-    parser.add_argument("--drain-timeout", type=float, default=900,
-                        help="wait this long for every export to finish (0: don't wait)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for the date ranges (default: time)")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=900,
+        help="wait this long for every export to finish (0: don't wait)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed for the date ranges (default: time)"
+    )
     args = parser.parse_args()
 
     seed = args.seed if args.seed is not None else int(time.time())
@@ -71,7 +81,9 @@ def main() -> int:
     plan = [keys[i % len(keys)] for i in range(args.requests)]
     rng.shuffle(plan)
 
-    client = httpx.Client(base_url=args.api, timeout=60, limits=httpx.Limits(max_connections=args.concurrency))
+    client = httpx.Client(
+        base_url=args.api, timeout=60, limits=httpx.Limits(max_connections=args.concurrency)
+    )
 
     def post(key: tuple[str, date, date]) -> tuple[tuple, int, dict, float]:
         user, start, end = key
@@ -81,7 +93,9 @@ def main() -> int:
             json={"table_name": "transactions", "date_from": start.isoformat(), "date_to": end.isoformat()},
             headers={"Authorization": f"Bearer {tokens[user]}"},
         )
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
         return key, response.status_code, body, time.perf_counter() - t0
 
     print(f"seed={seed}: {args.requests} POSTs, {args.concurrency} clients, {args.keys} keys -> {args.api}")
@@ -108,7 +122,9 @@ def main() -> int:
     get_latencies = []
     for key, refs in list(created.items()):
         t0 = time.perf_counter()
-        client.get(f"/export/{refs[0]}", headers={"Authorization": f"Bearer {tokens[key[0]]}"}).raise_for_status()
+        client.get(
+            f"/export/{refs[0]}", headers={"Authorization": f"Bearer {tokens[key[0]]}"}
+        ).raise_for_status()
         get_latencies.append(time.perf_counter() - t0)
 
     drain = _wait_for_all(client, created, tokens, timeout=args.drain_timeout) if args.drain_timeout else None
@@ -117,12 +133,18 @@ def main() -> int:
     query = '{ runsOrError(filter: {tags: [{key: "table_name", value: "transactions"}]}) { ... on Runs { count } } }'
     runs = httpx.post(f"{args.dagster}/graphql", json={"query": query}, timeout=30).json()
     print(f"answers: {dict(sorted(statuses.items()))} in {wall:.1f}s ({args.requests / wall:.0f} req/s)")
-    print(f"exports created: {sum(len(v) for v in created.values())} for {len(created)} keys "
-          f"(keys with != 1 export: {len(duplicates)})")
-    print(f"POST latency p50={_percentile(post_latencies, .5) * 1000:.0f} ms "
-          f"p99={_percentile(post_latencies, .99) * 1000:.0f} ms mean={statistics.mean(post_latencies) * 1000:.0f} ms")
-    print(f"GET  latency p50={_percentile(get_latencies, .5) * 1000:.0f} ms "
-          f"p99={_percentile(get_latencies, .99) * 1000:.0f} ms")
+    print(
+        f"exports created: {sum(len(v) for v in created.values())} for {len(created)} keys "
+        f"(keys with != 1 export: {len(duplicates)})"
+    )
+    print(
+        f"POST latency p50={_percentile(post_latencies, 0.5) * 1000:.0f} ms "
+        f"p99={_percentile(post_latencies, 0.99) * 1000:.0f} ms mean={statistics.mean(post_latencies) * 1000:.0f} ms"
+    )
+    print(
+        f"GET  latency p50={_percentile(get_latencies, 0.5) * 1000:.0f} ms "
+        f"p99={_percentile(get_latencies, 0.99) * 1000:.0f} ms"
+    )
     print(f"Dagster runs of transactions exports (all time): {runs['data']['runsOrError'].get('count')}")
     if drain is not None:
         seconds, outcome = drain

@@ -65,8 +65,13 @@ class RequestMetricsMiddleware(BaseHTTPMiddleware):
             HTTP_LATENCY.labels(request.method, route, str(status)).observe(elapsed)
             log.info(
                 "request",
-                extra={"method": request.method, "path": request.url.path, "route": route, "status": status,
-                       "duration_ms": round(elapsed * 1000, 2)},
+                extra={
+                    "method": request.method,
+                    "path": request.url.path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
             )
             request_id_var.reset(token)
 
@@ -124,9 +129,15 @@ class ExportMetricsCollector(Collector):
             durations = session.execute(_DURATION_SQL).one()
             sizes = session.execute(_SIZE_SQL).one()
 
-        created = CounterMetricFamily("export_exports_created", "Exports that ran (not reuses)", labels=["dataset", "format"])
-        reused = CounterMetricFamily("export_exports_reused", "Requests served from an existing file", labels=["dataset", "format"])
-        rows = CounterMetricFamily("export_rows_exported", "Rows written by finished exports", labels=["dataset", "format"])
+        created = CounterMetricFamily(
+            "export_exports_created", "Exports that ran (not reuses)", labels=["dataset", "format"]
+        )
+        reused = CounterMetricFamily(
+            "export_exports_reused", "Requests served from an existing file", labels=["dataset", "format"]
+        )
+        rows = CounterMetricFamily(
+            "export_rows_exported", "Rows written by finished exports", labels=["dataset", "format"]
+        )
         for table_name, fmt, n_created, n_reused, n_rows in totals:
             created.add_metric([table_name, fmt], n_created)
             reused.add_metric([table_name, fmt], n_reused)
@@ -149,7 +160,9 @@ class ExportMetricsCollector(Collector):
         rate.add_metric([], (counts.get("FAILED", 0) / ran) if ran else 0.0)
         yield rate
 
-        yield _histogram("export_duration_seconds", "Run time of finished exports", durations, DURATION_BUCKETS)
+        yield _histogram(
+            "export_duration_seconds", "Run time of finished exports", durations, DURATION_BUCKETS
+        )
         yield _histogram("export_file_size_bytes", "Size of exported files", sizes, SIZE_BUCKETS)
 
 

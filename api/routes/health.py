@@ -57,7 +57,12 @@ async def readyz(request: Request) -> JSONResponse:
     failing = sorted(name for name, result in results.items() if result != "ok")
     if failing:
         return JSONResponse(
-            status_code=503, content={"status": "unavailable", "detail": f"not ready: {', '.join(failing)}", "checks": results}
+            status_code=503,
+            content={
+                "status": "unavailable",
+                "detail": f"not ready: {', '.join(failing)}",
+                "checks": results,
+            },
         )
     return JSONResponse(content={"status": "ok", "checks": results})
 

@@ -29,7 +29,12 @@ _FINISHED = (ExportStatus.COMPLETED.value, ExportStatus.SUPERSEDED.value)
 
 
 def cancel_export(
-    *, session: Session, principal: Principal, reference_id: str, launcher: RunLauncher, storage: S3StorageResource
+    *,
+    session: Session,
+    principal: Principal,
+    reference_id: str,
+    launcher: RunLauncher,
+    storage: S3StorageResource,
 ) -> Export:
     with session.begin():
         export = get_export(session=session, principal=principal, reference_id=reference_id)
@@ -50,7 +55,9 @@ def cancel_export(
                 .values(status=ExportStatus.EXPIRED.value)
             )
         else:
-            raise ExportConflict(f"export {export.reference_id!r} is {status}; there is nothing to cancel or delete")
+            raise ExportConflict(
+                f"export {export.reference_id!r} is {status}; there is nothing to cancel or delete"
+            )
         run_id, s3_key = current.dagster_run_id, current.s3_key
 
     if status in _FINISHED:

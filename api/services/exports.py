@@ -74,9 +74,11 @@ def create_export(
 
     with session.begin():
         session.execute(select(func.pg_advisory_xact_lock(dedup_lock_id(key))))
-        facts = _Facts.gather(session, key, storage) if reuse_allowed(
-            force_refresh=request.force_refresh, date_to=request.date_to, today=today
-        ) else _Facts()
+        facts = (
+            _Facts.gather(session, key, storage)
+            if reuse_allowed(force_refresh=request.force_refresh, date_to=request.date_to, today=today)
+            else _Facts()
+        )
         decision = decide(
             force_refresh=request.force_refresh,
             date_to=request.date_to,

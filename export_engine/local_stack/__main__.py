@@ -63,17 +63,24 @@ def main() -> int:
             print("running a sample export for demo-user-1 ...", flush=True)
             export = _sample_export(stack, token) or {}
             if export:
-                print(f"  status={export['status']} rows={export.get('row_count')} bytes={export.get('file_size_bytes')}")
+                print(
+                    f"  status={export['status']} rows={export.get('row_count')} bytes={export.get('file_size_bytes')}"
+                )
             if export.get("error"):
                 print(f"  error: {export['error']}")
             if export.get("download_url"):
                 print(f"  signed URL (valid until {export['expires_at']}):\n  {export['download_url']}")
-        secret_note = " (the development default: set JWT_SECRET for anything else)" if not env.get("JWT_SECRET") else ""
-        print(f"""
+        secret_note = (
+            " (the development default: set JWT_SECRET for anything else)"
+            if not env.get("JWT_SECRET")
+            else ""
+        )
+        print(
+            f"""
 Gateway      {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)
 Dagster UI   {stack.dagster_url}
-S3 endpoint  {env['S3_ENDPOINT_URL']}  bucket={env['S3_BUCKET']}
-Logs         {args.home / 'logs'}
+S3 endpoint  {env["S3_ENDPOINT_URL"]}  bucket={env["S3_BUCKET"]}
+Logs         {args.home / "logs"}
 JWT secret   {secret}{secret_note}
 Dev token for demo-user-1 (7 days):
   export TOKEN={token}
@@ -82,7 +89,9 @@ Dev token for demo-user-1 (7 days):
        -d '{{"table_name": "transactions", "date_from": "2023-01-01", "date_to": "2023-03-31"}}'
   curl -s {stack.api_url}/export/<reference_id> -H "Authorization: Bearer $TOKEN"
 
-Press Ctrl-C to stop everything.""", flush=True)
+Press Ctrl-C to stop everything.""",
+            flush=True,
+        )
         while all(p.alive() for p in stack.processes):
             time.sleep(1)
         dead = [p.name for p in stack.processes if not p.alive()]

@@ -32,7 +32,9 @@ def _service_user() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(_SERVICE_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", _SERVICE_USER], check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", _SERVICE_USER], check=True, capture_output=True
+        )
         return pwd.getpwnam(_SERVICE_USER)
 
 
@@ -73,9 +75,20 @@ class EmbeddedPostgres:
             shutil.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
         self.data_dir.chmod(0o700)
         subprocess.run(
-            [_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-             "--locale=C.UTF-8", "--no-sync"],
-            check=True, capture_output=True, **self._run_as(),  # type: ignore[arg-type]
+            [
+                _bin("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            **self._run_as(),  # type: ignore[arg-type]
         )
 
     def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
@@ -85,10 +98,31 @@ class EmbeddedPostgres:
         if self._user is not None:
             shutil.chown(self.log_path, self._user.pw_uid, self._user.pw_gid)
         self.process = subprocess.Popen(
-            [_bin("postgres"), "-D", str(self.data_dir), "-h", "127.0.0.1", "-p", str(self.port), "-k", "",
-             "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "shared_buffers=256MB"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **self._run_as(),  # type: ignore[arg-type]
+            [
+                _bin("postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                "",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "shared_buffers=256MB",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._run_as(),  # type: ignore[arg-type]
         )
         log.close()
         deadline = time.monotonic() + timeout

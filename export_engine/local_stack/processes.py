@@ -11,7 +11,9 @@ from pathlib import Path
 
 
 class ManagedProcess:
-    def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str], log_path: Path, cwd: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str], log_path: Path, cwd: Path
+    ) -> None:
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,9 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str, process: ManagedProcess | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, process: ManagedProcess | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -114,8 +114,9 @@ def row_count(url: str) -> int:
         return cur.fetchone()[0]
 
 
-def seed_transactions(admin_url: str, rows: int, *, users: int = 100, start: date = date(2019, 1, 1),
-                      end: date | None = None) -> int:
+def seed_transactions(
+    admin_url: str, rows: int, *, users: int = 100, start: date = date(2019, 1, 1), end: date | None = None
+) -> int:
     """Append `rows` rows owned by demo-user-1..N, dated start..end; returns the total row count."""
     end = end or date.today()
     days = (end - start).days + 1
@@ -126,9 +127,13 @@ def seed_transactions(admin_url: str, rows: int, *, users: int = 100, start: dat
         first_id = cur.fetchone()[0] + 1
         cur.execute(
             SEED_SQL,
-            {"users": users, "first_id": first_id, "last_id": first_id + rows - 1, "start": start,
-             "days": days},
+            {
+                "users": users,
+                "first_id": first_id,
+                "last_id": first_id + rows - 1,
+                "start": start,
+                "days": days,
+            },
         )
     conn.close()
     return row_count(admin_url)
-

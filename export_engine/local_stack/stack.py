@@ -56,8 +56,9 @@ class LocalStack:
         env = dict(self.environ)
         needs_pg = not all(env.get(k) for k in ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL"))
         if needs_pg:
-            self.postgres = EmbeddedPostgres(self.home / "pgdata", self.ports.postgres,
-                                             log_path=self.home / "logs" / "postgres.log").start()
+            self.postgres = EmbeddedPostgres(
+                self.home / "pgdata", self.ports.postgres, log_path=self.home / "logs" / "postgres.log"
+            ).start()
             pg = self.postgres
             env.setdefault("DATABASE_URL", pg.ensure_database("exports"))
             env.setdefault("DAGSTER_PG_URL", pg.ensure_database("dagster"))
@@ -65,16 +66,24 @@ class LocalStack:
                 admin_url = pg.ensure_database("transactions")
                 seed.create_schema(admin_url)
                 env["SOURCE_ADMIN_URL"] = admin_url
-                env["SOURCE_DATABASE_URL"] = pg.url("transactions", user=seed.READER_ROLE, password=seed.READER_ROLE)
+                env["SOURCE_DATABASE_URL"] = pg.url(
+                    "transactions", user=seed.READER_ROLE, password=seed.READER_ROLE
+                )
         env.update(_dagster_pg_parts(env["DAGSTER_PG_URL"]))
 
         if not env.get("S3_ENDPOINT_URL") and not env.get("AWS_ACCESS_KEY_ID"):
-            server = self._spawn("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.ports.s3)], env)
+            server = self._spawn(
+                "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.ports.s3)], env
+            )
             env["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{self.ports.s3}"
             env["AWS_ACCESS_KEY_ID"] = DEV_AWS_KEY
             env["AWS_SECRET_ACCESS_KEY"] = DEV_AWS_SECRET
-            wait_until(lambda: httpx.get(env["S3_ENDPOINT_URL"], timeout=2).status_code < 500,
-                       timeout=60, what="S3 server", process=server)
+            wait_until(
+                lambda: httpx.get(env["S3_ENDPOINT_URL"], timeout=2).status_code < 500,
+                timeout=60,
+                what="S3 server",
+                process=server,
+            )
         env.setdefault("S3_BUCKET", "exports")
         _ensure_bucket(env)
         upgrade(env["DATABASE_URL"])
@@ -99,25 +108,55 @@ class LocalStack:
         dagster_home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
         env["DAGSTER_HOME"] = str(dagster_home)
-        env.update(DAGSTER_HOST="127.0.0.1", DAGSTER_PORT=str(self.ports.dagster), API_PORT=str(self.ports.api))
+        env.update(
+            DAGSTER_HOST="127.0.0.1", DAGSTER_PORT=str(self.ports.dagster), API_PORT=str(self.ports.api)
+        )
         workspace = str(PROJECT_ROOT / "workspace.yaml")
         daemon = self._spawn("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env)
         web = self._spawn(
             "dagster-webserver",
-            [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.ports.dagster)],
+            [
+                str(BIN / "dagster-webserver"),
+                "-w",
+                workspace,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.ports.dagster),
+            ],
             env,
         )
         api = self._spawn(
             "api",
-            [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(self.ports.api),
-             "--workers", "1", "--log-level", "warning"],
+            [
+                str(BIN / "uvicorn"),
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.api),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+            ],
             env,
         )
-        wait_until(lambda: httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200,
-                   timeout=60, what="gateway", process=api)
-        wait_until(lambda: httpx.get(f"{self.dagster_url}/server_info", timeout=2).status_code == 200,
-                   timeout=180, what="Dagster webserver", process=web)
-        wait_until(lambda: daemon_healthy(self.dagster_url), timeout=180, what="Dagster daemon", process=daemon)
+        wait_until(
+            lambda: httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200,
+            timeout=60,
+            what="gateway",
+            process=api,
+        )
+        wait_until(
+            lambda: httpx.get(f"{self.dagster_url}/server_info", timeout=2).status_code == 200,
+            timeout=180,
+            what="Dagster webserver",
+            process=web,
+        )
+        wait_until(
+            lambda: daemon_healthy(self.dagster_url), timeout=180, what="Dagster daemon", process=daemon
+        )
         self.env = env
 
     @property
@@ -129,7 +168,9 @@ class LocalStack:
         return f"http://127.0.0.1:{self.ports.dagster}"
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
-        process = ManagedProcess(name, argv, env=env, log_path=self.home / "logs" / f"{name}.log", cwd=PROJECT_ROOT)
+        process = ManagedProcess(
+            name, argv, env=env, log_path=self.home / "logs" / f"{name}.log", cwd=PROJECT_ROOT
+        )
         self.processes.append(process)
         return process
 
@@ -157,8 +198,10 @@ def _ensure_bucket(env: dict[str, str]) -> None:
     from export_engine.resources import S3StorageResource
 
     storage = S3StorageResource(
-        bucket=env["S3_BUCKET"], endpoint_url=env.get("S3_ENDPOINT_URL"),
-        access_key_id=env.get("AWS_ACCESS_KEY_ID"), secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        bucket=env["S3_BUCKET"],
+        endpoint_url=env.get("S3_ENDPOINT_URL"),
+        access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
     )
     storage.ensure_bucket()
     storage.apply_lifecycle(expire_days=1)

@@ -46,8 +46,10 @@ class ApiClient:
         """Rows of the export DB, for asserting what was (not) written."""
         clauses = " AND ".join(f"{k} = %s" for k in where) or "TRUE"
         with psycopg2.connect(self.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT reference_id, status, dagster_run_id, reused_from_ref FROM exports WHERE {clauses}",
-                        list(where.values()))
+            cur.execute(
+                f"SELECT reference_id, status, dagster_run_id, reused_from_ref FROM exports WHERE {clauses}",
+                list(where.values()),
+            )
             return cur.fetchall()
 
     def drain(self, timeout: float = 240) -> None:
@@ -66,8 +68,11 @@ class ApiClient:
     def dagster_runs(self, tag_key: str, tag_value: str) -> list[dict[str, Any]]:
         query = """query($k: String!, $v: String!) { runsOrError(filter: {tags: [{key: $k, value: $v}]}) {
                      ... on Runs { results { runId status } } } }"""
-        response = httpx.post(f"{self.stack.dagster_url}/graphql",
-                              json={"query": query, "variables": {"k": tag_key, "v": tag_value}}, timeout=30)
+        response = httpx.post(
+            f"{self.stack.dagster_url}/graphql",
+            json={"query": query, "variables": {"k": tag_key, "v": tag_value}},
+            timeout=30,
+        )
         return response.json()["data"]["runsOrError"]["results"]
 
 

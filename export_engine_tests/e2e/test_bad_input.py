@@ -20,7 +20,10 @@ GOOD = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "202
         ({**GOOD, "table_name": "pg_shadow"}, "unknown table_name 'pg_shadow'; valid names: "),
         ({**GOOD, "table_name": "transactions; DROP TABLE exports"}, "unknown table_name"),
         ({**GOOD, "date_from": "2024-02-30"}, "date_from: '2024-02-30' is not a real calendar date"),
-        ({**GOOD, "date_to": "31/01/2024"}, "date_to: must be a date written as YYYY-MM-DD, got '31/01/2024'"),
+        (
+            {**GOOD, "date_to": "31/01/2024"},
+            "date_to: must be a date written as YYYY-MM-DD, got '31/01/2024'",
+        ),
         ({**GOOD, "date_from": "2024-03-01"}, "date_from (2024-03-01) is after date_to (2024-01-31)"),
         ({**GOOD, "format": "exe"}, "format: must be one of"),
         ({**GOOD, "force_refresh": "please"}, "force_refresh: Input should be a valid boolean"),
@@ -40,7 +43,9 @@ def test_invalid_bodies_are_422_and_write_nothing(api, body, message):
 def test_body_that_is_not_json(api):
     before = api.export_count()
     response = api.http.post(
-        "/export", content=b"{not json", headers={**api.headers("demo-user-1"), "Content-Type": "application/json"}
+        "/export",
+        content=b"{not json",
+        headers={**api.headers("demo-user-1"), "Content-Type": "application/json"},
     )
     assert response.status_code == 422
     assert response.json()["detail"] == "request body is not valid JSON"
@@ -57,12 +62,24 @@ def _token(claims: dict, key: str | None = DEV_JWT_SECRET, algorithm: str = "HS2
         ({}, "missing bearer token"),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization header must be 'Bearer <JWT>'"),
         ({"Authorization": "Bearer garbage"}, "bearer token is malformed"),
-        ({"Authorization": "Bearer " + _token({"sub": "demo-user-1", "exp": int(time.time()) - 5})},
-         "token has expired"),
-        ({"Authorization": "Bearer " + _token({"sub": "demo-user-1", "exp": int(time.time()) + 600}, key="forged-" * 6)},
-         "token signature is invalid"),
-        ({"Authorization": "Bearer " + _token({"sub": "demo-user-1", "exp": int(time.time()) + 600}, None, "none")},
-         "token algorithm 'none' is not accepted"),
+        (
+            {"Authorization": "Bearer " + _token({"sub": "demo-user-1", "exp": int(time.time()) - 5})},
+            "token has expired",
+        ),
+        (
+            {
+                "Authorization": "Bearer "
+                + _token({"sub": "demo-user-1", "exp": int(time.time()) + 600}, key="forged-" * 6)
+            },
+            "token signature is invalid",
+        ),
+        (
+            {
+                "Authorization": "Bearer "
+                + _token({"sub": "demo-user-1", "exp": int(time.time()) + 600}, None, "none")
+            },
+            "token algorithm 'none' is not accepted",
+        ),
     ],
 )
 @pytest.mark.parametrize("method", ["post", "get"])
@@ -78,7 +95,9 @@ def test_missing_or_bad_tokens_are_401_and_write_nothing(api, headers, message, 
     assert api.export_count() == before
 
 
-@pytest.mark.parametrize("reference_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "' OR 1=1 --"])
+@pytest.mark.parametrize(
+    "reference_id", ["00000000-0000-0000-0000-000000000000", "not-a-uuid", "' OR 1=1 --"]
+)
 def test_unknown_export_is_404(api, reference_id):
     response = api.get("demo-user-1", reference_id)
     assert response.status_code == 404

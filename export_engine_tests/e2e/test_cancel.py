@@ -47,7 +47,9 @@ def test_cancel_a_running_export_terminates_the_run_and_aborts_the_upload(api, s
 
     again = api.http.delete(f"/export/{reference_id}", headers=api.headers("USD"))
     assert again.status_code == 409
-    assert again.json()["detail"] == f"export '{reference_id}' is CANCELED; there is nothing to cancel or delete"
+    assert (
+        again.json()["detail"] == f"export '{reference_id}' is CANCELED; there is nothing to cancel or delete"
+    )
 
 
 def test_delete_a_completed_export_removes_its_file(api, settings):

@@ -56,16 +56,26 @@ def test_request_logs_are_json_with_request_and_reference_ids(api):
     assert response.headers["x-request-id"] == "trace-me-123"
     reference_id = response.json()["reference_id"]
     api.wait("demo-user-12", reference_id)
-    lines = [json.loads(line) for line in (api.stack.home / "logs" / "api.log").read_text().splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line)
+        for line in (api.stack.home / "logs" / "api.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
     mine = [line for line in lines if line.get("request_id") == "trace-me-123"]
     assert {"message": "export created", "reference_id": reference_id}.items() <= mine[0].items()
     request_line = next(line for line in mine if line["message"] == "request")
-    assert request_line["method"] == "POST" and request_line["status"] == 202 and request_line["route"] == "/export"
+    assert (
+        request_line["method"] == "POST"
+        and request_line["status"] == 202
+        and request_line["route"] == "/export"
+    )
     assert request_line["duration_ms"] > 0
 
 
 def test_readyz_checks_every_dependency(api):
     response = api.http.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "checks": {"export_db": "ok", "s3_bucket": "ok", "dagster": "ok"}}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"export_db": "ok", "s3_bucket": "ok", "dagster": "ok"},
+    }

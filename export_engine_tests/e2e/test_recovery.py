@@ -22,8 +22,17 @@ def test_orphaned_pending_export_is_submitted_once_by_the_sensor(api):
         cur.execute(
             "INSERT INTO exports (reference_id, dedup_key, owner, table_name, date_from, date_to, format, params,"
             " status, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING', %s)",
-            (reference_id, spec.dedup_key, spec.owner, spec.table_name, spec.date_from, spec.date_to, spec.format,
-             Json(spec.canonical()), datetime.now(UTC) - timedelta(seconds=30)),
+            (
+                reference_id,
+                spec.dedup_key,
+                spec.owner,
+                spec.table_name,
+                spec.date_from,
+                spec.date_to,
+                spec.format,
+                Json(spec.canonical()),
+                datetime.now(UTC) - timedelta(seconds=30),
+            ),
         )
     export = api.wait("demo-user-13", reference_id)
     assert export["status"] == "COMPLETED", export

@@ -69,8 +69,11 @@ _RUN_LOGS = """query($runId: ID!) { logsForRun(runId: $runId) {
 
 def _run_worker_pid(api, run_id: str) -> int | None:
     """The worker announces itself in the run's event log: 'Started process for run (pid: N).'"""
-    response = httpx.post(f"{api.stack.dagster_url}/graphql",
-                          json={"query": _RUN_LOGS, "variables": {"runId": run_id}}, timeout=30)
+    response = httpx.post(
+        f"{api.stack.dagster_url}/graphql",
+        json={"query": _RUN_LOGS, "variables": {"runId": run_id}},
+        timeout=30,
+    )
     for event in response.json()["data"]["logsForRun"]["events"]:
         match = re.search(r"Started process for run \(pid: (\d+)\)", event.get("message") or "")
         if match:
@@ -115,7 +118,9 @@ def test_killed_run_worker_is_retried_and_the_export_completes(api, settings):
     assert final_run != first_run and final_run in {r["runId"] for r in runs}
     storage = S3StorageResource.from_settings(settings)
     assert storage.pending_uploads(prefix="exports/slow/") == []
-    listed = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"exports/slow/2019-01-01_2024-12-31/{reference_id}")
+    listed = storage.client.list_objects_v2(
+        Bucket=storage.bucket, Prefix=f"exports/slow/2019-01-01_2024-12-31/{reference_id}"
+    )
     assert [o["Size"] for o in listed["Contents"]] == [export["file_size_bytes"]]
 
 
@@ -129,4 +134,9 @@ def test_export_past_its_deadline_is_terminated_and_failed(api, settings):
         faults.disarm(admin, "slow")
     assert export["status"] == "FAILED", export
     assert "maximum runtime" in export["error"], export["error"]
-    assert S3StorageResource.from_settings(settings).pending_uploads(prefix="exports/slow/2019-01-01_2030-12-31/") == []
+    assert (
+        S3StorageResource.from_settings(settings).pending_uploads(
+            prefix="exports/slow/2019-01-01_2030-12-31/"
+        )
+        == []
+    )

@@ -33,8 +33,9 @@ def _object_bytes(storage: S3StorageResource, key: str) -> bytes:
 def test_object_equals_copy_of_the_same_query(stack, catalog, source, storage, owner, date_from, date_to):
     spec = ExportSpec("transactions", date_from, date_to, owner=owner)
     progress: list[int] = []
-    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage,
-                        on_progress=progress.append)
+    result = run_export(
+        spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage, on_progress=progress.append
+    )
     expected = expected_csv(stack.env["SOURCE_ADMIN_URL"], catalog.get("transactions"), spec)
     body = _object_bytes(storage, result.s3_key)
     assert body == expected
@@ -50,8 +51,9 @@ def test_large_export_spans_several_parts_and_leaves_no_upload(stack, catalog, s
     """5 MiB parts (the test settings) and the whole table's worth of one big range: several parts."""
     wide = Dataset(**{**catalog.get("transactions").__dict__, "owner_column": "currency"})
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
-    result = run_export(spec, str(uuid.uuid4()), catalog=Catalog({"transactions": wide}), source=source,
-                        storage=storage)
+    result = run_export(
+        spec, str(uuid.uuid4()), catalog=Catalog({"transactions": wide}), source=source, storage=storage
+    )
     assert result.file_size_bytes > 5 * 1024 * 1024
     head = storage.client.head_object(Bucket=storage.bucket, Key=result.s3_key)
     assert head["ContentLength"] == result.file_size_bytes
@@ -73,12 +75,20 @@ def test_failure_mid_stream_aborts_the_upload(stack, catalog, source, storage):
         cur.execute("GRANT SELECT ON exploding TO export_reader")
     admin.close()
     base = catalog.get("transactions")
-    exploding = Dataset(**{**base.__dict__, "table": "exploding", "owner_column": "status",
-                           "columns": {**base.columns, "boom": "int"}})
+    exploding = Dataset(
+        **{
+            **base.__dict__,
+            "table": "exploding",
+            "owner_column": "status",
+            "columns": {**base.columns, "boom": "int"},
+        }
+    )
     spec = ExportSpec("exploding", date(2019, 1, 1), date(2030, 1, 1), owner="posted")
     reference_id = str(uuid.uuid4())
     with pytest.raises(psycopg2.errors.DivisionByZero) as info:
-        run_export(spec, reference_id, catalog=Catalog({"exploding": exploding}), source=source, storage=storage)
+        run_export(
+            spec, reference_id, catalog=Catalog({"exploding": exploding}), source=source, storage=storage
+        )
     assert not is_permanent(info.value)
     assert storage.pending_uploads(prefix="exports/exploding/") == []
     assert not storage.exists(spec.object_key(reference_id))
@@ -102,6 +112,8 @@ def test_missing_table_is_a_permanent_error(catalog, source, storage):
     gone = Dataset(**{**catalog.get("transactions").__dict__, "table": "vanished_table"})
     spec = ExportSpec("vanished", date(2020, 1, 1), date(2020, 1, 2), owner="x")
     with pytest.raises(psycopg2.errors.UndefinedTable) as info:
-        run_export(spec, str(uuid.uuid4()), catalog=Catalog({"vanished": gone}), source=source, storage=storage)
+        run_export(
+            spec, str(uuid.uuid4()), catalog=Catalog({"vanished": gone}), source=source, storage=storage
+        )
     assert is_permanent(info.value)
     assert storage.pending_uploads(prefix="exports/vanished/") == []

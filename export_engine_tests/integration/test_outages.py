@@ -19,10 +19,14 @@ def headers():
 
 
 def test_export_db_down_is_503(settings, headers):
-    dead = settings.model_copy(update={"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/exports"})
+    dead = settings.model_copy(
+        update={"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/exports"}
+    )
     with TestClient(create_app(dead), raise_server_exceptions=False) as client:
-        for response in (client.post("/export", json=BODY, headers=headers),
-                         client.get("/export/00000000-0000-0000-0000-000000000000", headers=headers)):
+        for response in (
+            client.post("/export", json=BODY, headers=headers),
+            client.get("/export/00000000-0000-0000-0000-000000000000", headers=headers),
+        ):
             assert response.status_code == 503
             assert response.json()["detail"] == "the export database is unavailable; retry in a few seconds"
         ready = client.get("/readyz")
@@ -32,7 +36,9 @@ def test_export_db_down_is_503(settings, headers):
 
 def test_dagster_down_still_accepts_the_export(settings, headers):
     """The export is committed PENDING; the orphan sensor submits it once Dagster is back."""
-    no_dagster = settings.model_copy(update={"dagster_port": free_port(), "dagster_submit_timeout_seconds": 2})
+    no_dagster = settings.model_copy(
+        update={"dagster_port": free_port(), "dagster_submit_timeout_seconds": 2}
+    )
     with TestClient(create_app(no_dagster), raise_server_exceptions=False) as client:
         response = client.post("/export", json={**BODY, "force_refresh": True}, headers=headers)
         assert response.status_code == 202, response.text

@@ -16,46 +16,98 @@ from export_engine.resources import SourceDatabaseResource
 from export_engine.retention import expire_exports
 
 
-def _export_row(spec: ExportSpec, reference_id: str, *, status: str, s3_key: str, completed_at: datetime,
-                reused_from_ref: str | None = None) -> Export:
-    return Export(reference_id=reference_id, dedup_key=spec.dedup_key, owner=spec.owner, table_name=spec.table_name,
-                  date_from=spec.date_from, date_to=spec.date_to, format=spec.format, params=spec.canonical(),
-                  status=status, s3_key=s3_key, completed_at=completed_at, reused_from_ref=reused_from_ref,
-                  created_at=completed_at)
+def _export_row(
+    spec: ExportSpec,
+    reference_id: str,
+    *,
+    status: str,
+    s3_key: str,
+    completed_at: datetime,
+    reused_from_ref: str | None = None,
+) -> Export:
+    return Export(
+        reference_id=reference_id,
+        dedup_key=spec.dedup_key,
+        owner=spec.owner,
+        table_name=spec.table_name,
+        date_from=spec.date_from,
+        date_to=spec.date_to,
+        format=spec.format,
+        params=spec.canonical(),
+        status=status,
+        s3_key=s3_key,
+        completed_at=completed_at,
+        reused_from_ref=reused_from_ref,
+        created_at=completed_at,
+    )
 
 
 def _make_file(settings, storage, spec: ExportSpec) -> tuple[str, str]:
     reference_id = str(uuid.uuid4())
-    result = run_export(spec, reference_id, catalog=load_catalog(settings.catalog_path),
-                        source=SourceDatabaseResource.from_settings(settings), storage=storage)
+    result = run_export(
+        spec,
+        reference_id,
+        catalog=load_catalog(settings.catalog_path),
+        source=SourceDatabaseResource.from_settings(settings),
+        storage=storage,
+    )
     return reference_id, result.s3_key
 
 
 def test_old_files_expire_with_their_reuses_and_recent_ones_stay(settings, storage):
     sessions = session_factory(settings.database_url)
     now = datetime.now(UTC)
-    old_spec = ExportSpec("transactions", date(2019, 4, 1), date(2019, 4, 30), owner=f"retention-{uuid.uuid4()}")
+    old_spec = ExportSpec(
+        "transactions", date(2019, 4, 1), date(2019, 4, 30), owner=f"retention-{uuid.uuid4()}"
+    )
     new_spec = ExportSpec("transactions", date(2019, 5, 1), date(2019, 5, 31), owner=old_spec.owner)
     old_ref, old_key = _make_file(settings, storage, old_spec)
     new_ref, new_key = _make_file(settings, storage, new_spec)
     reuse_ref = str(uuid.uuid4())
     with sessions.begin() as session:
-        session.add_all([
-            _export_row(old_spec, old_ref, status="COMPLETED", s3_key=old_key, completed_at=now - timedelta(hours=30)),
-            _export_row(old_spec, reuse_ref, status="COMPLETED", s3_key=old_key, completed_at=now - timedelta(hours=1),
-                        reused_from_ref=old_ref),
-            _export_row(new_spec, new_ref, status="COMPLETED", s3_key=new_key, completed_at=now - timedelta(hours=2)),
-        ])
+        session.add_all(
+            [
+                _export_row(
+                    old_spec,
+                    old_ref,
+                    status="COMPLETED",
+                    s3_key=old_key,
+                    completed_at=now - timedelta(hours=30),
+                ),
+                _export_row(
+                    old_spec,
+                    reuse_ref,
+                    status="COMPLETED",
+                    s3_key=old_key,
+                    completed_at=now - timedelta(hours=1),
+                    reused_from_ref=old_ref,
+                ),
+                _export_row(
+                    new_spec,
+                    new_ref,
+                    status="COMPLETED",
+                    s3_key=new_key,
+                    completed_at=now - timedelta(hours=2),
+                ),
+            ]
+        )
 
     result = expire_exports(sessions, storage, retention=timedelta(hours=24))
 
     assert result.objects_deleted >= 1 and result.exports_expired >= 2
     with sessions() as session:
-        statuses = dict(session.execute(
-            select(Export.reference_id, Export.status).where(Export.reference_id.in_([old_ref, reuse_ref, new_ref]))
-        ).all())
-    assert statuses == {old_ref: ExportStatus.EXPIRED.value, reuse_ref: ExportStatus.EXPIRED.value,
-                        new_ref: ExportStatus.COMPLETED.value}
+        statuses = dict(
+            session.execute(
+                select(Export.reference_id, Export.status).where(
+                    Export.reference_id.in_([old_ref, reuse_ref, new_ref])
+                )
+            ).all()
+        )
+    assert statuses == {
+        old_ref: ExportStatus.EXPIRED.value,
+        reuse_ref: ExportStatus.EXPIRED.value,
+        new_ref: ExportStatus.COMPLETED.value,
+    }
     assert not storage.exists(old_key)
     assert storage.exists(new_key)
 

@@ -48,5 +48,9 @@ def test_query_quotes_identifiers_and_binds_values():
     select, params = select_query(catalog.get("transactions"), spec)
     rendered = repr(copy_csv(select))
     assert "DROP TABLE" not in rendered  # the owner never reaches the SQL text, only the parameters
-    assert params == {"owner": "x'; DROP TABLE t; --", "date_from": date(2024, 1, 1), "date_to": date(2024, 1, 31)}
+    assert params == {
+        "owner": "x'; DROP TABLE t; --",
+        "date_from": date(2024, 1, 1),
+        "date_to": date(2024, 1, 31),
+    }
     assert "Identifier('transactions')" in rendered and "Identifier('user_id')" in rendered

@@ -6,7 +6,9 @@ from export_engine.request import ExportSpec
 
 
 def spec(**overrides):
-    base = dict(table_name="transactions", date_from=date(2024, 1, 1), date_to=date(2024, 12, 31), owner="alice")
+    base = dict(
+        table_name="transactions", date_from=date(2024, 1, 1), date_to=date(2024, 12, 31), owner="alice"
+    )
     return ExportSpec(**{**base, **overrides})
 
 

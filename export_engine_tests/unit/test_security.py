@@ -9,7 +9,9 @@ SECRET = "s" * 40
 
 
 def test_valid_token_gives_the_subject():
-    assert decode_token(issue_token("alice", secret=SECRET), secret=SECRET, algorithm="HS256").subject == "alice"
+    assert (
+        decode_token(issue_token("alice", secret=SECRET), secret=SECRET, algorithm="HS256").subject == "alice"
+    )
 
 
 def _none_alg_token() -> str:
@@ -24,8 +26,14 @@ def _none_alg_token() -> str:
         (_none_alg_token, "token algorithm 'none' is not accepted; use HS256"),
         (lambda: "not.a.jwt", "bearer token is malformed"),
         (lambda: jwt.encode({"sub": "alice"}, SECRET, algorithm="HS256"), "token is missing the 'exp' claim"),
-        (lambda: jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256"), "token is missing the 'sub' claim"),
-        (lambda: jwt.encode({"sub": " ", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"), "non-empty"),
+        (
+            lambda: jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
+            "token is missing the 'sub' claim",
+        ),
+        (
+            lambda: jwt.encode({"sub": " ", "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
+            "non-empty",
+        ),
     ],
 )
 def test_bad_tokens_are_refused_with_a_reason(token, message):

@@ -16,7 +16,9 @@ if not url:
     url = get_settings().database_url
 config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
 
-connectable = engine_from_config(config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool)
+connectable = engine_from_config(
+    config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
+)
 with connectable.connect() as connection:
     context.configure(connection=connection, target_metadata=Base.metadata)
     with context.begin_transaction():
