@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from bench import dataset
-from bench.export_bench import Bench, statements
+from bench.runner import Bench, statements
 
 _DONE = ("COMPLETED", "FAILED", "CANCELED", "EXPIRED", "SUPERSEDED")
 

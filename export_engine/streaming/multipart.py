@@ -75,10 +75,6 @@ class MultipartUploadStream(io.RawIOBase):
     def bytes_written(self) -> int:
         return sum(piece.bytes_written for piece in self._pieces)
 
-    @property
-    def parts_uploaded(self) -> int:
-        return len(self._uploader.etags)
-
     # -- io.RawIOBase -------------------------------------------------------------------------
     def writable(self) -> bool:
         return True
@@ -223,8 +219,8 @@ class _Piece(io.RawIOBase):
         if self._holding:  # the head is complete: keep it for the boundary part
             self._holding = False
         else:
-            if self._next_number >= self._end_number:
-                raise UploadError(f"more than {self._end_number - self.first_number} parts in one piece")
+            if self._next_number >= self._end_number - 1:  # keep one number for the last part
+                raise UploadError(f"more than {self._end_number - self.first_number - 1} parts in one piece")
             assert self._buffer is not None
             self._uploader.submit(self._next_number, self._buffer, self._filled)
             self._next_number += 1
@@ -307,7 +303,8 @@ class _Uploader:
 
     def submit(self, number: int, buffer: bytearray, length: int, *, reuse: bool = True) -> None:
         self.raise_if_failed()
-        self.submitted += 1
+        with self._lock:
+            self.submitted += 1
         self._queue.put((number, buffer, length, reuse))
 
     def close(self) -> None:

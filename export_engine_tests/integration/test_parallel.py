@@ -77,8 +77,8 @@ def test_a_failing_slice_aborts_the_upload_with_the_original_error(stack, catalo
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(
-            "CREATE OR REPLACE VIEW exploding AS SELECT t.*, 1 / (row_number() OVER (ORDER BY id) - 80000) AS boom "
-            "FROM transactions t"
+            "CREATE OR REPLACE VIEW exploding AS SELECT t.*, "
+            "1 / (row_number() OVER (ORDER BY id) - 80000) AS boom FROM transactions t"
         )
         cur.execute("GRANT SELECT ON exploding TO export_reader")
     admin.close()

@@ -86,7 +86,7 @@ def test_split_pieces_become_one_object_in_order(piece_sizes):
         pieces = stream.split(len(piece_sizes))
         threads = [
             threading.Thread(target=_write_in_chunks, args=(piece, data))
-            for piece, data in zip(pieces, expected)
+            for piece, data in zip(pieces, expected, strict=True)
         ]
         for thread in threads:
             thread.start()
