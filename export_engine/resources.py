@@ -9,17 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import adbc_driver_manager
-import adbc_driver_postgresql
-import adbc_driver_postgresql.dbapi as adbc_postgresql
 import boto3
 import dagster as dg
 import psycopg2
 import psycopg2.errors
-import pyarrow as pa
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from psycopg2 import sql
@@ -31,6 +27,9 @@ from export_engine.formats import ArrowRows
 from export_engine.query import count_query
 from export_engine.settings import Settings
 from export_engine.streaming import MIB, MultipartUploadStream
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _COPY_READ_SIZE = 1 * MIB
 
@@ -80,6 +79,9 @@ class SourceDatabaseResource(dg.ConfigurableResource):
         is exact for the batches that follow. Driver errors are raised as the psycopg2 error of the
         same SQLSTATE, so `engine.is_permanent` classifies both read paths alike.
         """
+        import adbc_driver_postgresql.dbapi as adbc_postgresql  # ~56 MB with pyarrow: only for Arrow formats
+        import pyarrow as pa
+
         with self.connect() as conn, conn.cursor() as cur:  # psycopg2 binds the values, as for COPY
             statement = cur.mogrify(select, params).decode()
             counting = cur.mogrify(count_query(select), params).decode() if count else None
@@ -109,14 +111,16 @@ class SourceDatabaseResource(dg.ConfigurableResource):
 
 _APPLICATION = "export-engine-run"
 _ARROW_BATCH_BYTES = 8 * MIB  # per Arrow batch and Parquet row group; 16 MiB measured ~25 MB more RSS
-_BATCH_SIZE_HINT = adbc_driver_postgresql.StatementOptions.BATCH_SIZE_HINT_BYTES.value
-_ISOLATION_LEVEL = adbc_driver_manager.ConnectionOptions.ISOLATION_LEVEL.value
+_BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"  # adbc_driver_postgresql.StatementOptions
+_ISOLATION_LEVEL = "adbc.connection.transaction.isolation_level"  # adbc_driver_manager.ConnectionOptions
 _REPEATABLE_READ = "adbc.connection.transaction.isolation.repeatable_read"
 
 
 @contextmanager
 def _as_psycopg2_errors() -> Iterator[None]:
     """ADBC reports the server's SQLSTATE; re-raise as psycopg2's class for it (e.g. UndefinedTable)."""
+    import adbc_driver_manager
+
     try:
         yield
     except adbc_driver_manager.Error as exc:

@@ -2,13 +2,33 @@
 
 Writers are pure: they read through the `RowSource` protocol (`export_engine.formats`) and write
 bytes to a file-like sink, so each one is testable with a fake source and a `BytesIO`.
+
+The Arrow writers (Parquet, XLSX) import pyarrow and their libraries only when first called: those
+cost ~56 MB per process, which a CSV or JSON export should not carry.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from export_engine.writers.csv_writer import write_csv
 from export_engine.writers.gzip_writer import ThreadedGzip, write_csv_gzip
 from export_engine.writers.json_writer import JsonArray, write_json, write_jsonl
-from export_engine.writers.parquet_writer import write_parquet
-from export_engine.writers.xlsx_writer import MAX_DATA_ROWS_PER_SHEET, write_xlsx
+
+MAX_DATA_ROWS_PER_SHEET = 1_048_575  # Excel's 1,048,576 rows per sheet, less the header row
+
+
+def write_parquet(*args: Any, **kwargs: Any) -> int:
+    from export_engine.writers.parquet_writer import write_parquet as write
+
+    return write(*args, **kwargs)
+
+
+def write_xlsx(*args: Any, **kwargs: Any) -> int:
+    from export_engine.writers.xlsx_writer import write_xlsx as write
+
+    return write(*args, **kwargs)
+
 
 __all__ = [
     "MAX_DATA_ROWS_PER_SHEET",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import rustpy_xlsxwriter
 
+from export_engine.writers import MAX_DATA_ROWS_PER_SHEET
 from export_engine.writers.arrow_types import conform, is_temporal, xlsx_schema
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from export_engine.formats import RowSource
 
-MAX_DATA_ROWS_PER_SHEET = 1_048_575  # Excel's 1,048,576 rows, less the header
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 _COPY_CHUNK = 1024 * 1024
