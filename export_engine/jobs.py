@@ -56,10 +56,10 @@ def export_op(
         return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": status})
 
     settings = get_settings()
-    _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
     spec = config.spec()
     if stale := storage.abort_pending_uploads(spec.object_key(reference_id)):
         context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
+    _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
     try:
         with heartbeat(lambda: repo.heartbeat(reference_id)):

@@ -11,7 +11,7 @@ from export_engine.db.models import Export, ExportStatus
 from export_engine.db.session import session_factory
 from export_engine.jobs import export_job
 from export_engine.request import ExportSpec
-from export_engine.resources import ExportDbResource
+from export_engine.resources import ExportDbResource, S3StorageResource
 from export_engine.settings import get_settings
 from export_engine.submission import run_config_for, run_tags_with_deadline
 
@@ -57,6 +57,16 @@ def orphaned_exports_sensor(
         )
 
 
+def _end_export(export_db: ExportDbResource, storage: S3StorageResource, reference_id: str, reason: str) -> bool:
+    """Abort the export's upload, then record FAILED: the run's worker may never get to abort it itself."""
+    repo = export_db.repository()
+    export = repo.get(reference_id)
+    if export is None or export.status not in ("PENDING", "RUNNING"):
+        return False
+    storage.abort_pending_uploads(ExportSpec.from_canonical(export.params).object_key(reference_id))
+    return repo.mark_failed(reference_id, reason)
+
+
 def _reason(event_message: str | None, default: str) -> str:
     message = (event_message or "").strip()
     return message.splitlines()[0][:500] if message else default
@@ -66,7 +76,9 @@ def _reason(event_message: str | None, default: str) -> str:
     monitored_jobs=[export_job], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def export_run_failure_sensor(
-    context: dg.RunFailureSensorContext, export_db: dg.ResourceParam[ExportDbResource]
+    context: dg.RunFailureSensorContext,
+    export_db: dg.ResourceParam[ExportDbResource],
+    storage: dg.ResourceParam[S3StorageResource],
 ):
     """Record FAILED for runs that died outside the op (crash with no retries left, run monitor timeout).
 
@@ -77,7 +89,7 @@ def export_run_failure_sensor(
     if not reference_id or run.tags.get(WILL_RETRY_TAG) == "true":
         return
     reason = _reason(context.failure_event.message, "the Dagster run failed")
-    if export_db.repository().mark_failed(reference_id, reason):
+    if _end_export(export_db, storage, reference_id, reason):
         context.log.info("export %s marked FAILED: %s", reference_id, reason)
 
 
@@ -88,11 +100,13 @@ def export_run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def export_run_canceled_sensor(
-    context: dg.RunStatusSensorContext, export_db: dg.ResourceParam[ExportDbResource]
+    context: dg.RunStatusSensorContext,
+    export_db: dg.ResourceParam[ExportDbResource],
+    storage: dg.ResourceParam[S3StorageResource],
 ):
     """A run canceled from the Dagster UI (or never started) ends its export; a user's DELETE already did."""
     reference_id = context.dagster_run.tags.get("reference_id")
-    if reference_id and export_db.repository().mark_failed(reference_id, "the Dagster run was canceled"):
+    if reference_id and _end_export(export_db, storage, reference_id, "the Dagster run was canceled"):
         context.log.info("export %s marked FAILED: run canceled", reference_id)
 
 
