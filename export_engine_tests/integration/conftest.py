@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import psycopg2
 import pytest
 
-from export_engine.catalog import Catalog, load_catalog
+from export_engine.catalog import Catalog, Dataset, load_catalog
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
 
 
@@ -21,3 +22,19 @@ def source(settings) -> SourceDatabaseResource:
 @pytest.fixture(scope="session")
 def storage(settings) -> S3StorageResource:
     return S3StorageResource.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def exploding(stack, catalog) -> Dataset:
+    """`transactions` through a view that raises division_by_zero at its 80,000th row (~10 MB in):
+    a failure deep in the stream, after whole parts were uploaded. Owner column `status` ('posted')."""
+    with psycopg2.connect(stack.env["SOURCE_ADMIN_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE OR REPLACE VIEW exploding AS SELECT t.*, "
+            "1 / (row_number() OVER (ORDER BY id) - 80000) AS boom FROM transactions t"
+        )
+        cur.execute("GRANT SELECT ON exploding TO export_reader")
+    base = catalog.get("transactions")
+    return Dataset(
+        **{**base.__dict__, "table": "exploding", "owner_column": "status", "columns": {**base.columns, "boom": "int"}}
+    )

@@ -63,26 +63,8 @@ def test_large_export_spans_several_parts_and_leaves_no_upload(stack, catalog, s
     assert storage.pending_uploads(prefix="exports/") == []
 
 
-def test_failure_mid_stream_aborts_the_upload(stack, catalog, source, storage):
+def test_failure_mid_stream_aborts_the_upload(exploding, source, storage):
     """A view that raises division_by_zero deep into the stream, after parts were already uploaded."""
-    admin = psycopg2.connect(stack.env["SOURCE_ADMIN_URL"])
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "CREATE OR REPLACE VIEW exploding AS SELECT t.*, 1 / (row_number() OVER (ORDER BY id) - 80000) AS boom "
-            "FROM transactions t"
-        )
-        cur.execute("GRANT SELECT ON exploding TO export_reader")
-    admin.close()
-    base = catalog.get("transactions")
-    exploding = Dataset(
-        **{
-            **base.__dict__,
-            "table": "exploding",
-            "owner_column": "status",
-            "columns": {**base.columns, "boom": "int"},
-        }
-    )
     spec = ExportSpec("exploding", date(2019, 1, 1), date(2030, 1, 1), owner="posted")
     reference_id = str(uuid.uuid4())
     with pytest.raises(psycopg2.errors.DivisionByZero) as info:

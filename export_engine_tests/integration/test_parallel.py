@@ -71,26 +71,8 @@ def test_parallel_progress_sums_the_slices(stack, wide, source, storage):
     assert all(0 <= rows <= result.row_count * 1.05 for rows in progress)
 
 
-def test_a_failing_slice_aborts_the_upload_with_the_original_error(stack, catalog, source, storage):
+def test_a_failing_slice_aborts_the_upload_with_the_original_error(exploding, source, storage):
     """One slice divides by zero deep into its stream; the other is cancelled; nothing is left in S3."""
-    admin = psycopg2.connect(stack.env["SOURCE_ADMIN_URL"])
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "CREATE OR REPLACE VIEW exploding AS SELECT t.*, "
-            "1 / (row_number() OVER (ORDER BY id) - 80000) AS boom FROM transactions t"
-        )
-        cur.execute("GRANT SELECT ON exploding TO export_reader")
-    admin.close()
-    base = catalog.get("transactions")
-    exploding = Dataset(
-        **{
-            **base.__dict__,
-            "table": "exploding",
-            "owner_column": "status",
-            "columns": {**base.columns, "boom": "int"},
-        }
-    )
     spec = ExportSpec("exploding", date(2019, 1, 1), date(2030, 1, 1), owner="posted")
     reference_id = str(uuid.uuid4())
     with pytest.raises(psycopg2.errors.DivisionByZero):
