@@ -6,6 +6,7 @@ The Dagster op and the benchmark both call `run_export`, so what is measured is 
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from export_engine.parallel import can_split, export_slices
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
-from export_engine.streaming import MIB, ProgressTap
+from export_engine.streaming import MIB, ProgressTap, UploadStopped
 
 _WRITE_BUFFER = 1 * MIB
 
@@ -46,17 +47,21 @@ def run_export(
     storage: S3StorageResource,
     on_progress: Callable[[int], None] | None = None,
     parallel: int = 1,
+    stop: threading.Event | None = None,
 ) -> ExportResult:
     """Stream the export into its S3 object; on any error the multipart upload is aborted.
 
     `parallel` > 1 streams plain CSV as that many date slices at once (`export_engine.parallel`).
+    Setting `stop` (from another thread) makes the next write raise `UploadStopped` and abort.
     """
     started = time.monotonic()
     dataset = catalog.get(spec.table_name)
     select, params = select_query(dataset, spec)
     key = spec.object_key(reference_id)
     fmt = spec.output
-    upload = storage.start_upload(key, content_type=fmt.content_type, filename=spec.download_filename)
+    upload = storage.start_upload(
+        key, content_type=fmt.content_type, filename=spec.download_filename, stop=stop
+    )
     with upload:  # completes on success, aborts on any exception (including an interrupt)
         tap = ProgressTap(
             upload,
@@ -97,7 +102,7 @@ def is_permanent(exc: BaseException) -> bool:
     """Errors that retrying cannot fix; everything else (resets, 5xx, throttling) is worth a retry."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, (CatalogError, ExportPermanentError, *_PERMANENT_PG_ERRORS)):
+        if isinstance(seen, (CatalogError, ExportPermanentError, UploadStopped, *_PERMANENT_PG_ERRORS)):
             return True
         if (
             isinstance(seen, ClientError)

@@ -14,7 +14,7 @@ from dagster import get_dagster_logger
 
 
 @contextmanager
-def heartbeat(beat: Callable[[], None], interval_seconds: float = 5.0) -> Iterator[None]:
+def heartbeat(beat: Callable[[], None], interval_seconds: float = 2.0) -> Iterator[None]:
     stop = threading.Event()
 
     def run() -> None:

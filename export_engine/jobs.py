@@ -1,6 +1,7 @@
 """`export_job`: one op that streams one export to S3 and records every step on the export row."""
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from export_engine.heartbeat import heartbeat
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.settings import get_settings
+from export_engine.streaming import UploadStopped
 
 MAX_RETRIES = 3
 EXPORT_RETRY_POLICY = dg.RetryPolicy(
@@ -61,16 +63,31 @@ def export_op(
         context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
     _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
+    # Set when the export stops being RUNNING under us (canceled by its owner, failed by a sensor):
+    # the op stops on its own even if Dagster's termination never reaches it.
+    ended_elsewhere = threading.Event()
+
+    def still_running(ok: bool) -> None:
+        if not ok:
+            ended_elsewhere.set()
+
     try:
-        with heartbeat(lambda: repo.heartbeat(reference_id)):
+        with heartbeat(lambda: still_running(repo.heartbeat(reference_id))):
             result = run_export(
                 spec,
                 reference_id,
                 catalog=load_catalog(settings.catalog_path),
                 source=source_db,
                 storage=storage,
-                on_progress=lambda rows: repo.record_progress(reference_id, rows),
+                on_progress=lambda rows: still_running(repo.record_progress(reference_id, rows)),
+                stop=ended_elsewhere,
             )
+    except UploadStopped as exc:
+        export = repo.get(reference_id)
+        status = export.status if export else "missing"
+        reason = f"stopped: the export became {status} while it ran; its upload was aborted"
+        context.log.warning("export %s %s", reference_id, reason)
+        raise dg.Failure(description=reason, allow_retries=False) from exc
     except dg.DagsterExecutionInterruptedError as exc:
         # Canceled by its owner (already CANCELED: this is a no-op), from the UI, or by the run monitor.
         reason = _termination_reason(repo, reference_id, settings.export_max_runtime_seconds)

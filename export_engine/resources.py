@@ -6,6 +6,7 @@ built from the one `Settings` object at run time (`from_settings`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -180,7 +181,9 @@ class S3StorageResource(dg.ConfigurableResource):
     def client(self) -> Any:
         return _s3_client(self.endpoint_url, self.region, self.access_key_id, self.secret_access_key)
 
-    def start_upload(self, key: str, *, content_type: str, filename: str) -> MultipartUploadStream:
+    def start_upload(
+        self, key: str, *, content_type: str, filename: str, stop: threading.Event | None = None
+    ) -> MultipartUploadStream:
         return MultipartUploadStream(
             self.client,
             self.bucket,
@@ -188,6 +191,7 @@ class S3StorageResource(dg.ConfigurableResource):
             part_size=self.part_size_mb * MIB,
             content_type=content_type,
             content_disposition=_attachment(filename),
+            stop=stop,
         )
 
     def presign(self, key: str, *, ttl_seconds: int, filename: str, content_type: str) -> str:

@@ -48,13 +48,15 @@ class ExportRepository:
             )
             return result.rowcount == 1
 
-    def heartbeat(self, reference_id: str) -> None:
+    def heartbeat(self, reference_id: str) -> bool:
+        """False once the export is no longer RUNNING (canceled or failed elsewhere): time to stop."""
         with self._sessions.begin() as session:
-            session.execute(
+            result = session.execute(
                 update(Export)
                 .where(Export.reference_id == reference_id, Export.status == ExportStatus.RUNNING.value)
                 .values(heartbeat_at=_now())
             )
+            return result.rowcount == 1
 
     def stalled(self, older_than_seconds: float, limit: int = 100) -> list[Export]:
         """RUNNING exports whose run worker has not sent a heartbeat for a while (killed or frozen)."""
@@ -68,13 +70,15 @@ class ExportRepository:
                 )
             )
 
-    def record_progress(self, reference_id: str, rows_written: int) -> None:
+    def record_progress(self, reference_id: str, rows_written: int) -> bool:
+        """Like `heartbeat`: False once the export is no longer RUNNING."""
         with self._sessions.begin() as session:
-            session.execute(
+            result = session.execute(
                 update(Export)
                 .where(Export.reference_id == reference_id, Export.status == ExportStatus.RUNNING.value)
                 .values(rows_written=rows_written)
             )
+            return result.rowcount == 1
 
     def mark_completed(self, reference_id: str, *, s3_key: str, row_count: int, file_size_bytes: int) -> bool:
         """RUNNING → COMPLETED, and older COMPLETED exports of the same key → SUPERSEDED, atomically."""

@@ -18,6 +18,7 @@ The object is the pieces concatenated in order, every part but the last at least
 The stream takes a boto3 client and knows nothing else about the world.
 
     UploadError      an upload thread failed; the S3 error is its cause
+    UploadStopped    the caller's `stop` event was set (the export was canceled elsewhere)
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class UploadError(Exception):
     """The background upload failed; carries the S3 error as its cause."""
 
 
+class UploadStopped(Exception):
+    """Raised by `write` once the `stop` event is set; the context manager then aborts the upload."""
+
+
 class MultipartUploadStream(io.RawIOBase):
     """Use as a context manager: a clean exit completes the object, an exception aborts the upload."""
 
@@ -55,6 +60,7 @@ class MultipartUploadStream(io.RawIOBase):
         content_type: str = "application/octet-stream",
         content_disposition: str | None = None,
         upload_threads: int = UPLOAD_THREADS,
+        stop: threading.Event | None = None,
     ) -> None:
         super().__init__()
         if part_size < MIN_PART_SIZE:
@@ -68,7 +74,10 @@ class MultipartUploadStream(io.RawIOBase):
             Bucket=bucket, Key=key, ContentType=content_type, **extra
         )["UploadId"]
         self._uploader = _Uploader(self, threads=upload_threads, buffers=1 + upload_threads)
-        self._pieces = [_Piece(self._uploader, part_size, first_number=1, numbers=MAX_PARTS, held=0)]
+        self._stop = stop
+        self._pieces = [
+            _Piece(self._uploader, part_size, first_number=1, numbers=MAX_PARTS, held=0, stop=stop)
+        ]
         self._finished = False
 
     @property
@@ -97,6 +106,7 @@ class MultipartUploadStream(io.RawIOBase):
                 first_number=1 + i * numbers,
                 numbers=numbers,
                 held=MIN_PART_SIZE if i else 0,
+                stop=self._stop,
             )
             for i in range(count)
         ]
@@ -170,10 +180,18 @@ class _Piece(io.RawIOBase):
     """
 
     def __init__(
-        self, uploader: _Uploader, part_size: int, *, first_number: int, numbers: int, held: int
+        self,
+        uploader: _Uploader,
+        part_size: int,
+        *,
+        first_number: int,
+        numbers: int,
+        held: int,
+        stop: threading.Event | None = None,
     ) -> None:
         super().__init__()
         self._uploader = uploader
+        self._stop = stop
         self._part_size = part_size
         self.first_number = first_number
         self._end_number = first_number + numbers  # exclusive
@@ -194,6 +212,8 @@ class _Piece(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:  # type: ignore[override]
+        if self._stop is not None and self._stop.is_set():
+            raise UploadStopped("the upload was stopped before it finished")
         view = data if isinstance(data, memoryview) else memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")

@@ -42,6 +42,28 @@ class ApiClient:
                 raise AssertionError(f"export {reference_id} still {export['status']} after {timeout}s")
             time.sleep(0.5)
 
+    def wait_streaming(self, user: str, reference_id: str, timeout: float = 180) -> dict[str, Any]:
+        """Poll until the export is RUNNING and its run worker has written rows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            export = self.get(user, reference_id).json()
+            if export["status"] == "RUNNING" and export.get("rows_written", 0) > 0:
+                return export
+            if time.monotonic() > deadline:
+                raise AssertionError(f"export {reference_id} not streaming after {timeout}s: {export}")
+            time.sleep(0.5)
+
+    def wait_run_ended(self, reference_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
+        """Poll Dagster until the run is in a final state; returns the run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            (run,) = [r for r in self.dagster_runs("reference_id", reference_id) if r["runId"] == run_id]
+            if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s")
+            time.sleep(0.5)
+
     def export_rows(self, **where: Any) -> list[tuple]:
         """Rows of the export DB, for asserting what was (not) written."""
         clauses = " AND ".join(f"{k} = %s" for k in where) or "TRUE"

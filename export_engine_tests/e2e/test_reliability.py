@@ -87,13 +87,7 @@ def test_killed_run_worker_is_retried_and_the_export_completes(api, settings):
     try:
         created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2024-12-31")
         reference_id = created.json()["reference_id"]
-        deadline = time.monotonic() + 180
-        while True:  # wait for the worker to stream
-            export = api.get("USD", reference_id).json()
-            if export["status"] == "RUNNING" and export.get("rows_written", 0) > 0:
-                break
-            assert time.monotonic() < deadline, export
-            time.sleep(0.5)
+        api.wait_streaming("USD", reference_id)
         first_run = api.export_rows(reference_id=reference_id)[0][2]
         pid = _run_worker_pid(api, first_run)
         assert pid is not None, "run worker process not found"

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from export_engine.streaming import MIB, MultipartUploadStream, UploadError
+from export_engine.streaming import MIB, MultipartUploadStream, UploadError, UploadStopped
 from export_engine.streaming.multipart import MIN_PART_SIZE
 
 
@@ -139,3 +139,21 @@ def test_split_after_writing_is_refused():
         stream.write(b"a")
         with pytest.raises(ValueError, match="before the first write"):
             stream.split(2)
+
+
+@pytest.mark.parametrize("pieces", [1, 2])
+def test_stop_event_ends_the_next_write_and_aborts(pieces):
+    """The op sets `stop` from its heartbeat thread when the export was canceled under it."""
+    client = FakeS3()
+    stop = threading.Event()
+    written = 0
+    with pytest.raises(UploadStopped):
+        with MultipartUploadStream(client, "bucket", "key", part_size=5 * MIB, stop=stop) as stream:
+            writers = stream.split(pieces) if pieces > 1 else [stream]
+            for i in range(20):
+                if i == 7:
+                    stop.set()
+                writers[i % pieces].write(b"s" * MIB)
+                written += 1
+    assert written == 7
+    assert client.aborted and client.completed is None
