@@ -59,9 +59,6 @@ def export_op(
 
     settings = get_settings()
     spec = config.spec()
-    if stale := storage.abort_pending_uploads(spec.object_key(reference_id)):
-        context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
-    _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
     # Set when the export stops being RUNNING under us (canceled by its owner, failed by a sensor):
     # the op stops on its own even if Dagster's termination never reaches it.
@@ -72,6 +69,9 @@ def export_op(
             ended_elsewhere.set()
 
     try:
+        if stale := storage.abort_pending_uploads(spec.object_key(reference_id)):
+            context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
+        _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
         with heartbeat(lambda: still_running(repo.heartbeat(reference_id))):
             result = run_export(
                 spec,
@@ -82,6 +82,8 @@ def export_op(
                 on_progress=lambda rows: still_running(repo.record_progress(reference_id, rows)),
                 stop=ended_elsewhere,
             )
+    except dg.Failure:
+        raise  # already decided: permanent, recorded on the export
     except UploadStopped as exc:
         export = repo.get(reference_id)
         status = export.status if export else "missing"

@@ -7,7 +7,7 @@ import dagster as dg
 
 from export_engine.db.session import session_factory
 from export_engine.resources import ExportDbResource, S3StorageResource
-from export_engine.retention import expire_exports
+from export_engine.retention import abort_abandoned_uploads, expire_exports
 from export_engine.settings import get_settings
 
 
@@ -22,18 +22,22 @@ def expire_old_exports_op(
     storage: dg.ResourceParam[S3StorageResource],
 ) -> dg.Output[None]:
     hours = get_settings().retention_hours
-    result = expire_exports(session_factory(export_db.url), storage, retention=timedelta(hours=hours))
+    sessions = session_factory(export_db.url)
+    result = expire_exports(sessions, storage, retention=timedelta(hours=hours))
+    aborted = abort_abandoned_uploads(sessions, storage)
     context.log.info(
-        "retention (%dh): %d exports expired, %d objects deleted",
+        "retention (%dh): %d exports expired, %d objects deleted, %d abandoned uploads aborted",
         hours,
         result.exports_expired,
         result.objects_deleted,
+        aborted,
     )
     return dg.Output(
         None,
         metadata={
             "exports_expired": result.exports_expired,
             "objects_deleted": result.objects_deleted,
+            "uploads_aborted": aborted,
             "retention_hours": hours,
         },
     )
@@ -41,7 +45,7 @@ def expire_old_exports_op(
 
 @dg.job(
     executor_def=dg.in_process_executor,
-    description="Delete export files past the retention; mark them EXPIRED.",
+    description="Delete export files past the retention (marking them EXPIRED); abort abandoned uploads.",
 )
 def retention_job() -> None:
     expire_old_exports_op()

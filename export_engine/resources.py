@@ -239,14 +239,20 @@ class S3StorageResource(dg.ConfigurableResource):
         )
 
     def pending_uploads(self, prefix: str = "") -> list[dict[str, Any]]:
-        response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=prefix)
-        return response.get("Uploads", [])
+        """Multipart uploads started and neither completed nor aborted, every page of them."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return [upload for page in pages for upload in page.get("Uploads", [])]
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
     def abort_pending_uploads(self, key: str) -> int:
         """Abort uploads of `key` left by a killed run worker; returns how many there were."""
         stale = [u for u in self.pending_uploads(prefix=key) if u["Key"] == key]
         for upload in stale:
-            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"])
+            self.abort_upload(key, upload["UploadId"])
         return len(stale)
 
     def delete(self, key: str) -> None:

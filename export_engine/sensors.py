@@ -57,7 +57,9 @@ def orphaned_exports_sensor(
         )
 
 
-def _end_export(export_db: ExportDbResource, storage: S3StorageResource, reference_id: str, reason: str) -> bool:
+def _end_export(
+    export_db: ExportDbResource, storage: S3StorageResource, reference_id: str, reason: str
+) -> bool:
     """Abort the export's upload, then record FAILED: the run's worker may never get to abort it itself."""
     repo = export_db.repository()
     export = repo.get(reference_id)

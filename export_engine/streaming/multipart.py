@@ -140,13 +140,22 @@ class MultipartUploadStream(io.RawIOBase):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if exc_type is not None:
-            self.abort()
+            self._abort_quietly(exc)
             return
         try:
             self.complete()
-        except BaseException:
-            self.abort()
+        except BaseException as error:
+            self._abort_quietly(error)
             raise
+
+    def _abort_quietly(self, cause: BaseException | None) -> None:
+        """Abort without hiding `cause`: when S3 itself is down the abort fails too, and the first error
+        is the one worth reporting. The lifecycle rule and the retention sweep remove what is left."""
+        try:
+            self.abort()
+        except Exception as error:
+            if cause is not None:
+                cause.add_note(f"aborting upload {self.upload_id} failed too ({error}); left to the sweep")
 
     def _stitch(self) -> None:
         carry = bytearray()  # bytes not in any part yet, in object order

@@ -36,5 +36,10 @@ def exploding(stack, catalog) -> Dataset:
         cur.execute("GRANT SELECT ON exploding TO export_reader")
     base = catalog.get("transactions")
     return Dataset(
-        **{**base.__dict__, "table": "exploding", "owner_column": "status", "columns": {**base.columns, "boom": "int"}}
+        **{
+            **base.__dict__,
+            "table": "exploding",
+            "owner_column": "status",
+            "columns": {**base.columns, "boom": "int"},
+        }
     )

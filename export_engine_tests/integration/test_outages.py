@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -9,6 +11,7 @@ from api.main import create_app
 from api.security import issue_token
 from export_engine.local_stack.processes import free_port
 from export_engine.settings import DEV_JWT_SECRET
+from export_engine_tests.tcp_proxy import TcpProxy
 
 BODY = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "2024-01-31"}
 
@@ -18,20 +21,45 @@ def headers():
     return {"Authorization": f"Bearer {issue_token('demo-user-1', secret=DEV_JWT_SECRET)}"}
 
 
-def test_export_db_down_is_503(settings, headers):
-    dead = settings.model_copy(
-        update={"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/exports"}
+def test_export_db_outage_is_503_and_the_gateway_recovers_by_itself(settings, headers):
+    """The export DB goes away under a running gateway (connections reset), then comes back."""
+    proxy = TcpProxy.in_front_of(settings.database_url)
+    proxied = settings.model_copy(
+        update={
+            "database_url": proxy.url_for(settings.database_url),
+            "dagster_port": free_port(),  # no Dagster here: the export stays PENDING for the orphan sensor
+            "dagster_submit_timeout_seconds": 2,
+        }
     )
-    with TestClient(create_app(dead), raise_server_exceptions=False) as client:
-        for response in (
-            client.post("/export", json=BODY, headers=headers),
-            client.get("/export/00000000-0000-0000-0000-000000000000", headers=headers),
-        ):
-            assert response.status_code == 503
-            assert response.json()["detail"] == "the export database is unavailable; retry in a few seconds"
-        ready = client.get("/readyz")
-        assert ready.status_code == 503
-        assert "export_db" in ready.json()["detail"]
+    body = {
+        "table_name": "transactions",
+        "date_from": "2020-02-01",
+        "date_to": "2020-02-29",
+        "force_refresh": True,
+    }
+    missing = f"/export/{uuid.uuid4()}"
+    try:
+        with TestClient(create_app(proxied), raise_server_exceptions=False) as client:
+            assert client.get(missing, headers=headers).status_code == 404  # pool warmed up
+
+            proxy.down()
+            for response in (
+                client.post("/export", json=body, headers=headers),
+                client.get(missing, headers=headers),
+            ):
+                assert response.status_code == 503
+                assert (
+                    response.json()["detail"] == "the export database is unavailable; retry in a few seconds"
+                )
+            assert "export_db" in client.get("/readyz").json()["detail"]
+
+            proxy.up()  # the same app, not restarted: pooled connections are checked and replaced
+            assert client.get(missing, headers=headers).status_code == 404
+            created = client.post("/export", json=body, headers=headers)
+            assert created.status_code == 202, created.text
+            assert client.get(f"/export/{created.json()['reference_id']}", headers=headers).status_code == 200
+    finally:
+        proxy.close()
 
 
 def test_dagster_down_still_accepts_the_export(settings, headers):

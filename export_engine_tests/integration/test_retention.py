@@ -13,7 +13,7 @@ from export_engine.db.session import session_factory
 from export_engine.engine import run_export
 from export_engine.request import ExportSpec
 from export_engine.resources import SourceDatabaseResource
-from export_engine.retention import expire_exports
+from export_engine.retention import abort_abandoned_uploads, expire_exports
 
 
 def _export_row(
@@ -110,6 +110,28 @@ def test_old_files_expire_with_their_reuses_and_recent_ones_stay(settings, stora
     }
     assert not storage.exists(old_key)
     assert storage.exists(new_key)
+
+
+def test_sweep_aborts_uploads_of_ended_exports_and_keeps_running_ones(settings, storage):
+    """Uploads a run could not abort itself (S3 was down when it failed) are aborted once S3 is back."""
+    sessions = session_factory(settings.database_url)
+    spec = ExportSpec("transactions", date(2019, 6, 1), date(2019, 6, 30), owner=f"sweep-{uuid.uuid4()}")
+    refs = {status: str(uuid.uuid4()) for status in ("RUNNING", "FAILED", "CANCELED")}
+    refs["no row"] = str(uuid.uuid4())
+    with sessions.begin() as session:
+        for status in ("RUNNING", "FAILED", "CANCELED"):
+            row = _export_row(spec, refs[status], status=status, s3_key=None, completed_at=datetime.now(UTC))
+            session.add(row)
+    keys = {status: spec.object_key(ref) for status, ref in refs.items()}
+    for key in keys.values():
+        storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key)
+
+    aborted = abort_abandoned_uploads(sessions, storage)
+
+    assert aborted >= 3
+    pending = {u["Key"] for u in storage.pending_uploads(prefix=spec.object_key("")[: -len(".csv")])}
+    assert pending == {keys["RUNNING"]}
+    storage.abort_pending_uploads(keys["RUNNING"])
 
 
 def test_bucket_has_the_lifecycle_backstop(storage):
