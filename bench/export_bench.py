@@ -57,9 +57,13 @@ def variants(selected: list[str] | None, parallel: int, xlsx_rows: int) -> list[
                 for name in by_format
             ]
     if parallel > 1:
-        found.insert(
-            1, {"name": f"csv x{parallel}", "format": "csv", "compression": None, "parallel": parallel}
-        )
+        from export_engine.parallel import SPLITTABLE_FORMATS
+
+        for name in reversed(SPLITTABLE_FORMATS):
+            at = next(i for i, v in enumerate(found) if v["name"] == name) + 1
+            found.insert(
+                at, {"name": f"{name} x{parallel}", "format": name, "compression": None, "parallel": parallel}
+            )
     for variant in found:
         variant.setdefault("parallel", 1)
         variant["max_rows"] = xlsx_rows if variant["format"] == "xlsx" else None

@@ -51,7 +51,7 @@ def run_export(
 ) -> ExportResult:
     """Stream the export into its S3 object; on any error the multipart upload is aborted.
 
-    `parallel` > 1 streams plain CSV as that many date slices at once (`export_engine.parallel`).
+    `parallel` > 1 streams CSV / JSON lines as that many date slices at once (`export_engine.parallel`).
     Setting `stop` (from another thread) makes the next write raise `UploadStopped` and abort.
     """
     started = time.monotonic()
@@ -63,10 +63,11 @@ def run_export(
         key, content_type=fmt.content_type, filename=spec.download_filename, stop=stop
     )
     with upload:  # completes on success, aborts on any exception (including an interrupt)
+        csv = spec.format == "csv"
         tap = ProgressTap(
             upload,
-            _header_excluded(on_progress) if fmt.lines_are_rows else None,
-            csv_quoting=spec.format == "csv",
+            (_header_excluded(on_progress) if csv else on_progress) if fmt.lines_are_rows else None,
+            csv_quoting=csv,
         )
         buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
         if parallel > 1 and can_split(dataset, spec):

@@ -80,6 +80,7 @@ def export_op(
                 source=source_db,
                 storage=storage,
                 on_progress=lambda rows: still_running(repo.record_progress(reference_id, rows)),
+                parallel=settings.export_parallel_streams,
                 stop=ended_elsewhere,
             )
     except dg.Failure:

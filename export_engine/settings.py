@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     aws_secret_access_key: str | None = None
     presign_ttl_seconds: int = Field(24 * 3600, gt=0, le=7 * 24 * 3600)
     multipart_part_size_mb: int = Field(16, ge=5, le=512)
+    export_parallel_streams: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="COPY streams per CSV / JSON lines export (date slices, stitched in order)",
+    )
 
     # Dagster
     dagster_host: str = "127.0.0.1"

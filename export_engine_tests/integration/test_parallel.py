@@ -29,6 +29,20 @@ def _object_bytes(storage: S3StorageResource, key: str) -> bytes:
 
 
 @pytest.mark.parametrize("slices", [2, 3, 7])
+def test_parallel_json_lines_are_the_sequential_file(wide, source, storage, slices):
+    spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD", format="jsonl")
+    sequential = run_export(spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage)
+    parallel = run_export(
+        spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage, parallel=slices
+    )
+
+    body = _object_bytes(storage, parallel.s3_key)
+    assert body == _object_bytes(storage, sequential.s3_key)
+    assert body.count(b"\n") == parallel.row_count == sequential.row_count > 10_000
+    assert storage.pending_uploads(prefix="exports/") == []
+
+
+@pytest.mark.parametrize("slices", [2, 3, 7])
 def test_parallel_export_is_the_sequential_file(stack, wide, source, storage, slices):
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
     sequential = run_export(spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage)
