@@ -56,7 +56,9 @@ class NullStorage:
         self.part_size_mb = part_size_mb
         self.client = NullS3Client(fingerprint=fingerprint)
 
-    def start_upload(self, key: str, *, content_type: str, filename: str) -> MultipartUploadStream:
+    def start_upload(
+        self, key: str, *, content_type: str, filename: str, stop: threading.Event | None = None
+    ) -> MultipartUploadStream:
         return MultipartUploadStream(
-            self.client, self.bucket, key, part_size=self.part_size_mb * MIB, content_type=content_type
+            self.client, self.bucket, key, part_size=self.part_size_mb * MIB, content_type=content_type, stop=stop
         )

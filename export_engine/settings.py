@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     presign_ttl_seconds: int = Field(24 * 3600, gt=0, le=7 * 24 * 3600)
-    multipart_part_size_mb: int = Field(16, ge=5, le=512)
+    multipart_part_size_mb: int = Field(8, ge=5, le=512)
     export_parallel_streams: int = Field(
         2,
         ge=1,

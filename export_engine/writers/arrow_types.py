@@ -36,8 +36,14 @@ def numeric_decimal(field: pa.Field) -> pa.DataType:
     typmod = int((field.metadata or {}).get(_TYPMOD_KEY, b"-1"))
     if typmod < _VARHDRSZ:
         return UNCONSTRAINED_NUMERIC
-    precision, scale = ((typmod - _VARHDRSZ) >> 16) & 0xFFFF, (typmod - _VARHDRSZ) & 0xFFFF
-    return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+    return decimal_type(((typmod - _VARHDRSZ) >> 16) & 0xFFFF, (typmod - _VARHDRSZ) & 0xFFFF)
+
+
+def decimal_type(precision: int | None, scale: int | None) -> pa.DataType:
+    """`numeric(p, s)` → `decimal128(p, s)` (decimal256 beyond 38 digits); bare `numeric` has no p."""
+    if not precision:
+        return UNCONSTRAINED_NUMERIC
+    return pa.decimal128(precision, scale or 0) if precision <= 38 else pa.decimal256(precision, scale or 0)
 
 
 def parquet_schema(source: pa.Schema) -> pa.Schema:
