@@ -11,10 +11,11 @@ from pydantic import Field
 from export_engine.catalog import load_catalog
 from export_engine.db.repository import ExportRepository
 from export_engine.engine import describe_error, is_permanent, run_export
+from export_engine.errors import ExportPermanentError
 from export_engine.heartbeat import heartbeat
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
-from export_engine.settings import get_settings
+from export_engine.settings import Settings, get_settings
 from export_engine.streaming import UploadStopped
 
 MAX_RETRIES = 3
@@ -57,8 +58,6 @@ def export_op(
         context.log.warning("export %s is %s; nothing to do", reference_id, status)
         return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": status})
 
-    settings = get_settings()
-    spec = config.spec()
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
     # Set when the export stops being RUNNING under us (canceled by its owner, failed by a sensor):
     # the op stops on its own even if Dagster's termination never reaches it.
@@ -69,6 +68,7 @@ def export_op(
             ended_elsewhere.set()
 
     try:
+        settings, spec = _read_config(config)
         if stale := storage.abort_pending_uploads(spec.object_key(reference_id)):
             context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
         _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
@@ -93,7 +93,7 @@ def export_op(
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except dg.DagsterExecutionInterruptedError as exc:
         # Canceled by its owner (already CANCELED: this is a no-op), from the UI, or by the run monitor.
-        reason = _termination_reason(repo, reference_id, settings.export_max_runtime_seconds)
+        reason = _termination_reason(repo, reference_id, get_settings().export_max_runtime_seconds)
         repo.mark_failed(reference_id, reason)
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except Exception as exc:
@@ -141,6 +141,14 @@ def export_op(
             "rows_per_s": round(result.rows_per_second),
         },
     )
+
+
+def _read_config(config: ExportConfig) -> tuple[Settings, ExportSpec]:
+    """Settings or a run config that cannot be read will not read better on a retry: fail the export now."""
+    try:
+        return get_settings(), config.spec()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+        raise ExportPermanentError(f"the run cannot read its configuration: {describe_error(exc)}") from exc
 
 
 def _termination_reason(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> str:

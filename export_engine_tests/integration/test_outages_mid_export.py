@@ -55,7 +55,14 @@ def slow_source(stack) -> Iterator[str]:
 class ExportInFlight:
     """One export row, PENDING, and `export_job` running it in a background thread."""
 
-    def __init__(self, settings, *, source: SourceDatabaseResource, storage: S3StorageResource) -> None:
+    def __init__(
+        self,
+        settings,
+        *,
+        source: SourceDatabaseResource,
+        storage: S3StorageResource,
+        config_overrides: dict | None = None,
+    ) -> None:
         self.spec = ExportSpec("slow", date(2019, 1, 1), date(2020, 12, 31), owner="USD")
         self.reference_id = str(uuid.uuid4())
         self.key = self.spec.object_key(self.reference_id)
@@ -79,14 +86,16 @@ class ExportInFlight:
             "source_db": source,
             "storage": storage,
         }
+        run_config = run_config_for(self.reference_id, self.spec)
+        run_config["ops"]["export_op"]["config"].update(config_overrides or {})
         self._thread = threading.Thread(
-            target=self._run, args=(resources,), name=f"export-{self.reference_id}", daemon=True
+            target=self._run, args=(resources, run_config), name=f"export-{self.reference_id}", daemon=True
         )
         self._thread.start()
 
-    def _run(self, resources) -> None:
+    def _run(self, resources, run_config) -> None:
         self.result = export_job.execute_in_process(
-            run_config=run_config_for(self.reference_id, self.spec), resources=resources, raise_on_error=False
+            run_config=run_config, resources=resources, raise_on_error=False
         )
 
     def row(self) -> Export:
@@ -226,3 +235,20 @@ def _expected_rows(source: SourceDatabaseResource, spec: ExportSpec) -> int:
             (spec.owner, spec.date_from, spec.date_to),
         )
         return cur.fetchone()[0]
+
+
+def test_a_run_config_the_op_cannot_read_fails_the_export_at_once(settings, storage, op_settings):
+    """Not an outage, but the same promise: a run that cannot even start its work ends its export."""
+    export = ExportInFlight(
+        settings,
+        source=SourceDatabaseResource.from_settings(settings),
+        storage=storage,
+        config_overrides={"date_to": "2020-13-45"},
+    )
+    row = export.finish()
+
+    assert not export.result.success
+    assert row.status == "FAILED"
+    assert row.attempts == 1  # permanent: no retry
+    assert "the run cannot read its configuration" in row.error, row.error
+    assert "2020-13-45" in row.error, row.error
