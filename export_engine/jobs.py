@@ -1,6 +1,7 @@
 """`export_job`: one op that streams one export to S3 and records every step on the export row."""
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
+import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -148,7 +149,10 @@ def _read_config(config: ExportConfig) -> tuple[Settings, ExportSpec]:
     try:
         return get_settings(), config.spec()
     except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        raise ExportPermanentError(f"the run cannot read its configuration: {describe_error(exc)}") from exc
+        request = json.dumps(config.model_dump(exclude={"reference_id"}), default=str)[:500]
+        raise ExportPermanentError(
+            f"the run cannot read its configuration: {describe_error(exc)}; the run's request: {request}"
+        ) from exc
 
 
 def _termination_reason(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> str:

@@ -251,4 +251,5 @@ def test_a_run_config_the_op_cannot_read_fails_the_export_at_once(settings, stor
     assert row.status == "FAILED"
     assert row.attempts == 1  # permanent: no retry
     assert "the run cannot read its configuration" in row.error, row.error
+    assert "month must be in 1..12" in row.error, row.error
     assert "2020-13-45" in row.error, row.error
