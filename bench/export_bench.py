@@ -177,6 +177,7 @@ def run_formats(bench: Bench, args: argparse.Namespace, total: int) -> int:
     for number in range(args.rounds):
         for variant in chosen:
             runs.append(bench.round(variant, ranges[variant["max_rows"]], number))
+            _save(args.json_out, {"partial": True, "runs": runs})  # a crash later keeps the measurements
     summaries = [report.summarize(v, runs) for v in chosen]
     for name, check in verification.items():
         next(s for s in summaries if s["variant"] == name)["byte_identical"] = check["identical"]
@@ -195,34 +196,35 @@ def run_formats(bench: Bench, args: argparse.Namespace, total: int) -> int:
             f"{'PASS' if check['identical'] else 'FAIL'}  {name} output byte-identical "
             "to the sequential export"
         )
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(
-        json.dumps(
-            {
-                "command": command,
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "python": platform.python_version(),
-                },
-                "git": _git_head(),
-                "table_rows_total": total,
-                "ranges": {
-                    str(k): {"from": str(r.date_from), "to": str(r.date_to), "rows": r.rows}
-                    for k, r in ranges.items()
-                },
-                "plan": dataset.explain(admin, chosen[0]["select_sql"]) if chosen else None,
-                "summaries": summaries,
-                "parallel_verification": verification,
-                "runs": runs,
+    _save(
+        args.json_out,
+        {
+            "command": command,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
             },
-            indent=1,
-            default=str,
-        )
+            "git": _git_head(),
+            "table_rows_total": total,
+            "ranges": {
+                str(k): {"from": str(r.date_from), "to": str(r.date_to), "rows": r.rows}
+                for k, r in ranges.items()
+            },
+            "plan": dataset.explain(admin, chosen[0]["select_sql"]) if chosen else None,
+            "summaries": summaries,
+            "parallel_verification": verification,
+            "runs": runs,
+        },
     )
     print(f"\nresults: {args.json_out}")
     return 0
+
+
+def _save(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str))
 
 
 def _git_head() -> str:

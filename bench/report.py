@@ -55,14 +55,17 @@ def summarize(variant: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, 
         s3_cpu_s=median(r["engine_servers"]["s3_cpu_s"] for r in pairs),
         floor_pg_cpu_s=median(r["floor_servers"]["postgres_cpu_s"] for r in pairs),
     )
-    baselines = [r["baseline"] for r in pairs if r.get("baseline")]
+    baselines = [r["baseline"] for r in pairs if r.get("baseline") and "error" not in r["baseline"]]
+    failed = [r["baseline"]["error"] for r in pairs if r.get("baseline") and "error" in r["baseline"]]
+    if failed:
+        summary["baseline_error"] = failed[0]
     if baselines:
         base_wall = median(b["wall_s"] for b in baselines)
         summary["baseline_rows_s"] = baselines[0]["rows"] / base_wall
         summary["ratio_to_baseline"] = median(
             r["baseline"]["wall_s"] / r["engine"]["wall_s"] * r["engine"]["rows"] / r["baseline"]["rows"]
             for r in pairs
-            if r.get("baseline") and "error" not in r["engine"]
+            if r.get("baseline") and "error" not in r["baseline"] and "error" not in r["engine"]
         )
     return summary
 
@@ -104,6 +107,8 @@ def target_checks(summaries: list[dict[str, Any]], sink: str) -> list[str]:
         target = RATIO_TARGETS.get((base, sink), RATIO_TARGETS.get((base, None)))
         if target is not None and not name.startswith("csv x"):
             lines.append(_check(f"{name} ({sink} sink) vs floor", s["ratio"], target))
+        if "baseline_error" in s:
+            lines.append(f"FAIL  {name}: the xlsxwriter reference failed: {s['baseline_error']}")
         if "ratio_to_baseline" in s:
             lines.append(_check(f"{name} vs xlsxwriter constant_memory", s["ratio_to_baseline"], XLSX_TARGET))
         if base in RSS_TARGETS_MB:
