@@ -94,7 +94,7 @@ class ExportRequest(BaseModel):
     date_to: StrictDate
     force_refresh: bool = Field(False, strict=True)
     format: FormatName = "csv"
-    compression: Literal["gzip"] | None = Field(None, description="only with format csv")
+    compression: Literal["gzip"] | None = Field(None, description="gzip: with format csv, jsonl or json")
     columns: list[Value] | None = Field(None, max_length=200, description="a subset, in order; default all")
     filters: ExportFilters = Field(default_factory=ExportFilters)
 

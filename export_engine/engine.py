@@ -21,7 +21,7 @@ from export_engine.parallel import can_split, export_slices
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
-from export_engine.streaming import MIB, ProgressTap, UploadStopped
+from export_engine.streaming import MIB, ProgressTap, RowProgress, UploadStopped
 
 _WRITE_BUFFER = 1 * MIB
 
@@ -62,21 +62,23 @@ def run_export(
     upload = storage.start_upload(
         key, content_type=fmt.content_type, filename=spec.download_filename, stop=stop
     )
-    with upload:  # completes on success, aborts on any exception (including an interrupt)
-        csv = spec.format == "csv"
-        tap = ProgressTap(
-            upload,
-            (_header_excluded(on_progress) if csv else on_progress) if fmt.lines_are_rows else None,
-            csv_quoting=csv,
-        )
-        buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
+    # The upload completes on success and aborts on any exception (an interrupt too); a compressor
+    # inside it finishes its trailer first, or is abandoned before the abort.
+    with upload, fmt.open(upload) as encoded:
         if parallel > 1 and can_split(dataset, spec):
             row_count = export_slices(
                 dataset, spec, source=source, upload=upload, slices=parallel, on_progress=on_progress
             )
         else:
-            row_count = fmt.write(source, select, params, buffered)
-        buffered.flush()
+            csv = spec.format == "csv"
+            counted = on_progress if fmt.lines_are_rows else None
+            tap = ProgressTap(  # before any compressor: it counts the rows' own newlines
+                encoded, _header_excluded(counted) if csv else counted, csv_quoting=csv
+            )
+            buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
+            extra = {"progress": RowProgress(on_progress)} if fmt.reports_rows else {}
+            row_count = fmt.write(source, select, params, buffered, **extra)
+            buffered.flush()
     return ExportResult(key, row_count, upload.bytes_written, time.monotonic() - started)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from export_engine.writers.csv_writer import write_csv
-from export_engine.writers.gzip_writer import ThreadedGzip, write_csv_gzip
+from export_engine.writers.gzip_writer import ThreadedGzip
 from export_engine.writers.json_writer import JsonArray, write_json, write_jsonl
 
 MAX_DATA_ROWS_PER_SHEET = 1_048_575  # Excel's 1,048,576 rows per sheet, less the header row
@@ -35,7 +35,6 @@ __all__ = [
     "JsonArray",
     "ThreadedGzip",
     "write_csv",
-    "write_csv_gzip",
     "write_json",
     "write_jsonl",
     "write_parquet",

@@ -1,6 +1,7 @@
-"""CSV compressed with gzip: COPY streams on the caller's thread, ISA-L compresses on a second one.
+"""gzip for the text formats: COPY streams on the caller's thread, ISA-L compresses on a second one.
 
-`ThreadedGzip` gathers the COPY output into 1 MiB chunks and hands them through a two-slot queue
+`ThreadedGzip` is the stream a gzip export's writer (CSV, JSON lines, JSON) writes into
+(`FormatSpec.open`). It gathers the COPY output into 1 MiB chunks and hands them through a two-slot queue
 to a thread that deflates them (ISA-L releases the GIL) into the sink, so compression overlaps
 with the database stream and memory stays at a few MiB. The output is a standard gzip member.
 """
@@ -11,16 +12,9 @@ import io
 import queue
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from isal import isal_zlib
-
-from export_engine.query import copy_csv
-
-if TYPE_CHECKING:
-    from psycopg2 import sql
-
-    from export_engine.formats import RowSource
 
 CHUNK_SIZE = 1024 * 1024
 GZIP_LEVEL = 1  # ISA-L's levels are 0-3; 1 is the measured sweet spot for CSV
@@ -124,7 +118,3 @@ class ThreadedGzip(io.RawIOBase):
         except BaseException as exc:
             self._error = exc
 
-
-def write_csv_gzip(source: RowSource, select: sql.Composable, params: dict[str, Any], sink: Any) -> int:
-    with ThreadedGzip(sink) as compressed:
-        return source.stream_copy(copy_csv(select), params, compressed)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from export_engine.streaming.prefetch import prefetched
+from export_engine.streaming.progress import RowProgress
 from export_engine.writers.arrow_types import conform, parquet_schema
 
 if TYPE_CHECKING:
@@ -24,8 +25,15 @@ if TYPE_CHECKING:
 COMPRESSION = "zstd"
 
 
-def write_parquet(source: RowSource, select: sql.Composable, params: dict[str, Any], sink: Any) -> int:
-    written = 0
+def write_parquet(
+    source: RowSource,
+    select: sql.Composable,
+    params: dict[str, Any],
+    sink: Any,
+    *,
+    progress: RowProgress | None = None,
+) -> int:
+    progress = progress or RowProgress(None)
     with source.arrow_batches(select, params) as rows:
         schema = parquet_schema(rows.reader.schema)
         # Dictionary-encode text only: on ids, amounts and timestamps it costs time, then falls back anyway.
@@ -34,5 +42,5 @@ def write_parquet(source: RowSource, select: sql.Composable, params: dict[str, A
         with pq.ParquetWriter(sink, schema, compression=COMPRESSION, use_dictionary=text) as writer:
             for batch in prefetched(rows.reader, lambda batch: conform(batch, schema)):
                 writer.write_batch(batch)
-                written += batch.num_rows
-    return written
+                progress.add(batch.num_rows)
+    return progress.rows

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import rustpy_xlsxwriter
 
+from export_engine.streaming.progress import RowProgress
 from export_engine.writers import MAX_DATA_ROWS_PER_SHEET
 from export_engine.writers.arrow_types import conform, is_temporal, xlsx_schema
 
@@ -39,10 +40,13 @@ _COPY_CHUNK = 1024 * 1024
 class _SheetFeed:
     """Deals one stream of batches out to consecutive sheets of at most `per_sheet` rows."""
 
-    def __init__(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema, per_sheet: int) -> None:
+    def __init__(
+        self, batches: Iterator[pa.RecordBatch], schema: pa.Schema, per_sheet: int, progress: RowProgress
+    ) -> None:
         self._batches = batches
         self._schema = schema
         self._per_sheet = per_sheet
+        self._progress = progress
         self._carry: pa.RecordBatch | None = None
         self.written = 0
         self.error: BaseException | None = None
@@ -65,6 +69,7 @@ class _SheetFeed:
                     batch, self._carry = batch.slice(0, room), batch.slice(room)
                 room -= batch.num_rows
                 self.written += batch.num_rows
+                self._progress.add(batch.num_rows)
                 yield conform(batch, self._schema)
         except BaseException as exc:
             self.error = exc
@@ -90,13 +95,14 @@ def write_xlsx(
     sink: Any,
     *,
     rows_per_sheet: int = MAX_DATA_ROWS_PER_SHEET,
+    progress: RowProgress | None = None,
 ) -> int:
     with (
         source.arrow_batches(select, params, count=True) as rows,
         tempfile.TemporaryDirectory(prefix="export-xlsx-") as workdir,
     ):
         schema = xlsx_schema(rows.reader.schema)
-        feed = _SheetFeed(iter(rows.reader), schema, rows_per_sheet)
+        feed = _SheetFeed(iter(rows.reader), schema, rows_per_sheet, progress or RowProgress(None))
         sheet_count = max(1, math.ceil((rows.total or 0) / rows_per_sheet))
         path = Path(workdir) / "export.xlsx"
         try:

@@ -65,7 +65,7 @@ def test_datasets_describe_the_catalog(api):
     ]
     assert transactions["filters"][2]["values"] == ["posted", "pending", "reversed"]
     assert transactions["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx"]
-    assert transactions["compressions"] == {"gzip": ["csv"]}
+    assert transactions["compressions"] == {"gzip": ["csv", "jsonl", "json"]}
     assert (
         datasets["monthly_trends"]["time_grain"] == "monthly" and datasets["monthly_trends"]["filters"] == []
     )
@@ -167,7 +167,7 @@ def test_parquet_export_with_filters_and_columns_end_to_end(api, stack):
         ),
         (
             {"format": "parquet", "compression": "gzip"},
-            "compression: 'gzip' is only available with format 'csv', not 'parquet'",
+            "compression: 'gzip' is only available with format 'csv', 'jsonl' or 'json', not 'parquet'",
         ),
         ({"compression": "brotli"}, "compression: must be one of 'gzip'"),
         ({"format": "pdf"}, "format: must be one of 'csv', 'parquet', 'jsonl', 'json' or 'xlsx'"),

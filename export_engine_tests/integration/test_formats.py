@@ -34,8 +34,17 @@ from export_engine.writers import write_xlsx
 from export_engine_tests.helpers import expected_csv
 from export_engine_tests.unit.test_writers import read_parquet
 
-OUTPUTS = [("csv", None), ("csv", "gzip"), ("parquet", None), ("jsonl", None), ("json", None), ("xlsx", None)]
-OUTPUT_IDS = ["csv", "csv.gz", "parquet", "jsonl", "json", "xlsx"]
+OUTPUTS = [
+    ("csv", None),
+    ("csv", "gzip"),
+    ("parquet", None),
+    ("jsonl", None),
+    ("jsonl", "gzip"),
+    ("json", None),
+    ("json", "gzip"),
+    ("xlsx", None),
+]
+OUTPUT_IDS = ["csv", "csv.gz", "parquet", "jsonl", "jsonl.gz", "json", "json.gz", "xlsx"]
 EDGE_A, EDGE_B = "edge-user-a", "edge-user-b"
 RANGE = (date(2024, 1, 1), date(2024, 12, 31))
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import uuid
 from datetime import date
 
 import psycopg2
+import pyarrow.parquet as pq
+import pytest
 
 from export_engine.catalog import Catalog, Dataset, load_catalog
 from export_engine.engine import run_export
@@ -23,7 +27,16 @@ GRANT SELECT ON paced_transactions TO export_reader;
 """
 
 
-def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(stack, settings):
+@pytest.mark.parametrize(
+    ("fmt", "compression"), [("csv", None), ("csv", "gzip"), ("parquet", None)], ids=["csv", "csv.gz", "parquet"]
+)
+def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(
+    stack, settings, monkeypatch, fmt, compression
+):
+    """CSV counts newlines outside quotes; gzip counts them before compressing; Parquet counts batches."""
+    import export_engine.resources
+
+    monkeypatch.setattr(export_engine.resources, "_ARROW_BATCH_BYTES", 64 * 1024)  # many Parquet batches
     admin_url = stack.env["SOURCE_ADMIN_URL"]
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute(PACED_SQL)
@@ -31,7 +44,9 @@ def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(stack
     paced = Dataset(
         **{**base.__dict__, "id": "paced", "table": "paced_transactions", "owner_column": "currency"}
     )
-    spec = ExportSpec("paced", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
+    spec = ExportSpec(
+        "paced", date(2019, 1, 1), date(2030, 1, 1), owner="USD", format=fmt, compression=compression
+    )
     storage = S3StorageResource.from_settings(settings)
     progress: list[int] = []
 
@@ -44,14 +59,18 @@ def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(stack
         on_progress=progress.append,
     )
 
-    expected = expected_csv(admin_url, paced, spec)
-    assert storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)["Body"].read() == expected
+    body = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)["Body"].read()
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM transactions WHERE currency = 'USD'")
         (rows,) = cur.fetchone()
-    quoted_newlines = expected.count(b"Standing order\nmonthly")
-    assert quoted_newlines > 0
-    assert result.row_count == rows == expected.count(b"\n") - 1 - quoted_newlines
+    if fmt == "parquet":
+        assert pq.ParquetFile(io.BytesIO(body)).metadata.num_rows == result.row_count == rows
+    else:
+        expected = expected_csv(admin_url, paced, spec)
+        assert (gzip.decompress(body) if compression else body) == expected
+        quoted_newlines = expected.count(b"Standing order\nmonthly")
+        assert quoted_newlines > 0
+        assert result.row_count == rows == expected.count(b"\n") - 1 - quoted_newlines
     assert len(progress) >= 2, "a stream of several seconds reports about once a second"
     assert progress == sorted(progress)
     assert 0 < progress[-1] <= rows * 1.05  # estimated from sampled chunks; newlines in quotes are not rows

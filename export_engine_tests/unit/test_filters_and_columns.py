@@ -88,7 +88,7 @@ def test_dataset_view_lists_columns_filters_and_formats():
     assert view["columns"][5] == {"name": "amount", "type": "numeric(14,2)"}
     assert view["filters"][1] == {"name": "tag_ids", "column": "tag_ids", "kind": "any_of", "values": None}
     assert view["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx"]
-    assert view["compressions"] == {"gzip": ["csv"]}
+    assert view["compressions"] == {"gzip": ["csv", "jsonl", "json"]}
 
 
 # -- the request, checked against the catalog -----------------------------------------------------
@@ -147,7 +147,7 @@ def test_default_columns_are_spelled_out():
         (
             "transactions",
             {"format": "parquet", "compression": "gzip"},
-            "compression: 'gzip' is only available with format 'csv', not 'parquet'",
+            "compression: 'gzip' is only available with format 'csv', 'jsonl' or 'json', not 'parquet'",
         ),
     ],
 )

@@ -1,4 +1,4 @@
-"""The progress tap: pass-through bytes, row counts with and without quoted newlines."""
+"""The progress tap (pass-through bytes, rows with and without quoted newlines) and per-batch counts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from export_engine.streaming import ProgressTap
+from export_engine.streaming import ProgressTap, RowProgress
 from export_engine.streaming.progress import csv_row_ends
 
 
@@ -53,3 +53,22 @@ def test_tap_without_callback_only_forwards():
     tap.write(b"1\n2\n")
     assert sink.getvalue() == b"1\n2\n"
     assert tap.bytes == 4
+
+
+def test_row_progress_reports_the_running_total_at_most_once_per_interval():
+    reports: list[int] = []
+    progress = RowProgress(reports.append, interval=3600.0)
+    for _ in range(5):
+        progress.add(1000)
+    assert progress.rows == 5000
+    assert reports == []  # the interval has not passed: nothing reported, nothing slowed
+    eager = RowProgress(reports.append, interval=0.0)
+    eager.add(10)
+    eager.add(5)
+    assert reports == [10, 15]
+
+
+def test_row_progress_without_a_callback_only_counts():
+    progress = RowProgress(None, interval=0.0)
+    progress.add(7)
+    assert progress.rows == 7

@@ -25,11 +25,11 @@ import pytest
 from psycopg2 import sql
 
 from export_engine.formats import COMPRESSIONS, FORMATS, ArrowRows, output_format
+from export_engine.streaming import RowProgress
 from export_engine.writers import (
     JsonArray,
     ThreadedGzip,
     write_csv,
-    write_csv_gzip,
     write_json,
     write_jsonl,
     write_parquet,
@@ -140,6 +140,8 @@ class FakeSource:
     [
         ("csv", None, ".csv", "text/csv; charset=utf-8"),
         ("csv", "gzip", ".csv.gz", "application/gzip"),
+        ("jsonl", "gzip", ".jsonl.gz", "application/gzip"),
+        ("json", "gzip", ".json.gz", "application/gzip"),
         ("parquet", None, ".parquet", "application/vnd.apache.parquet"),
         ("jsonl", None, ".jsonl", "application/x-ndjson; charset=utf-8"),
         ("json", None, ".json", "application/json; charset=utf-8"),
@@ -151,15 +153,21 @@ def test_every_output_has_its_extension_and_content_type(fmt, compression, exten
     assert (output.extension, output.content_type) == (extension, content_type)
 
 
-def test_registry_lists_the_five_formats_and_gzip_for_csv_only():
+def test_registry_lists_the_five_formats_and_gzip_for_the_text_ones():
     assert list(FORMATS) == ["csv", "parquet", "jsonl", "json", "xlsx"]
-    assert {name: list(by_format) for name, by_format in COMPRESSIONS.items()} == {"gzip": ["csv"]}
+    assert {name: list(by_format) for name, by_format in COMPRESSIONS.items()} == {
+        "gzip": ["csv", "jsonl", "json"]
+    }
 
 
 @pytest.mark.parametrize(
     ("fmt", "compression", "message"),
     [
-        ("parquet", "gzip", "compression: 'gzip' is only available with format 'csv', not 'parquet'"),
+        (
+            "parquet",
+            "gzip",
+            "compression: 'gzip' is only available with format 'csv', 'jsonl' or 'json', not 'parquet'",
+        ),
         ("csv", "zip", "compression: unknown compression 'zip'; valid: gzip"),
         ("exe", None, "format: unknown format 'exe'; valid formats: csv, parquet, jsonl, json, xlsx"),
     ],
@@ -193,7 +201,9 @@ def test_csv_is_the_copy_output_untouched():
 def test_csv_gzip_is_a_standard_gzip_of_the_same_bytes():
     sink = io.BytesIO()
     source = FakeSource(copy_rows=CSV_ROWS * 1000)
-    assert write_csv_gzip(source, SELECT, {}, sink) == len(CSV_ROWS) * 1000
+    output = output_format("csv", "gzip")
+    with output.open(sink) as compressed:
+        assert output.write(source, SELECT, {}, compressed) == len(CSV_ROWS) * 1000
     assert gzip.decompress(sink.getvalue()) == b"".join(CSV_ROWS * 1000)
     assert sink.getvalue()[:2] == b"\x1f\x8b"
 
@@ -298,6 +308,15 @@ def test_parquet_has_a_typed_schema_and_the_source_values():
         assert got["id"] == row[0] and got["txn_date"] == row[1] and got["posted_at"] == row[2]
         assert got["amount"] == (Decimal(row[3]) if row[3] is not None else None)
         assert got["description"] == row[4] and got["tag_ids"] == row[5]
+
+
+@pytest.mark.parametrize("writer", [write_parquet, write_xlsx], ids=["parquet", "xlsx"])
+def test_arrow_writers_report_each_batch_of_rows(writer):
+    reports: list[int] = []
+    progress = RowProgress(reports.append, interval=0.0)
+    assert writer(FakeSource(rows=ROWS, batch_size=2), SELECT, {}, io.BytesIO(), progress=progress) == len(ROWS)
+    assert reports == [2, 4, 6, 7]  # the running total after each batch, ending at the exact count
+    assert progress.rows == len(ROWS)
 
 
 def test_empty_parquet_is_a_valid_file_with_the_schema():
