@@ -1,8 +1,10 @@
 """JSON lines and a JSON array, both built by PostgreSQL (`row_to_json`) and streamed through COPY.
 
 `jsonl` is the COPY output as is: one object per line. `json` wraps the same stream in `JsonArray`,
-which writes `[`, the objects joined by `,\\n`, then `]` (`[]` for no rows) without holding more than
-one COPY row. JSON text never contains a raw newline, so every newline in the stream ends a row.
+which writes `[`, the objects joined by `,\\n`, then `]` (`[]` for no rows). JSON text never contains
+a raw newline, so every newline in the stream ends a row. psycopg2 writes each COPY row with its own
+call, so the array sits behind a 1 MiB buffer: it rewrites one chunk per megabyte, not one per row
+(that per-row Python call cost 5 CPU-s per 5M rows).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from psycopg2 import sql
 
     from export_engine.formats import RowSource
+
+
+_CHUNK = 1024 * 1024
 
 
 class JsonArray(io.RawIOBase):
@@ -53,6 +58,8 @@ def write_jsonl(source: RowSource, select: sql.Composable, params: dict[str, Any
 
 def write_json(source: RowSource, select: sql.Composable, params: dict[str, Any], sink: Any) -> int:
     array = JsonArray(sink)
-    rows = source.stream_copy(copy_json_lines(select), params, array)
+    chunks = io.BufferedWriter(array, buffer_size=_CHUNK)
+    rows = source.stream_copy(copy_json_lines(select), params, chunks)
+    chunks.flush()
     array.close_array()
     return rows
