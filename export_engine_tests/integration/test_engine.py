@@ -10,6 +10,7 @@ from datetime import date
 import psycopg2
 import psycopg2.errors
 import pytest
+from psycopg2 import sql
 
 from export_engine.catalog import Catalog, Dataset
 from export_engine.engine import is_permanent, run_export
@@ -80,6 +81,28 @@ def test_source_connection_is_read_only(source):
     with source.connect() as conn, conn.cursor() as cur:
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
             cur.execute("DELETE FROM transactions WHERE id = 1")
+
+
+_PLANNER_WANTS_PARALLEL = (
+    "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;"
+    " SET enable_indexscan = off; SET enable_bitmapscan = off"
+)
+_EXPORT_QUERY = "EXPLAIN SELECT * FROM transactions WHERE txn_date >= '2019-01-01' ORDER BY txn_date, id"
+
+
+def test_source_sessions_never_plan_parallel_scans(stack, source):
+    """The export streams in index order on its own backend; a parallel plan would scan and sort first."""
+    with psycopg2.connect(stack.env["SOURCE_ADMIN_URL"]) as admin, admin.cursor() as cur:
+        cur.execute(_PLANNER_WANTS_PARALLEL)
+        cur.execute(_EXPORT_QUERY)
+        assert "Gather" in "\n".join(row[0] for row in cur.fetchall())  # the probe does ask for one
+    with source.connect() as conn, conn.cursor() as cur:
+        cur.execute(_PLANNER_WANTS_PARALLEL)
+        cur.execute(_EXPORT_QUERY)
+        assert "Gather" not in "\n".join(row[0] for row in cur.fetchall())
+    probe = sql.SQL("SELECT current_setting('max_parallel_workers_per_gather') AS workers")
+    with source.arrow_batches(probe, {}) as rows:  # the ADBC sessions of Parquet and XLSX too
+        assert rows.reader.read_all().to_pylist() == [{"workers": "0"}]
 
 
 def test_reader_role_cannot_write_even_when_it_asks_for_read_write(source):
