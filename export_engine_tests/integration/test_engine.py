@@ -61,7 +61,7 @@ def test_large_export_spans_several_parts_and_leaves_no_upload(stack, catalog, s
     assert "-" in head["ETag"]  # a multipart ETag: <md5>-<parts>
     assert head["ContentType"].startswith("text/csv")
     assert _object_bytes(storage, result.s3_key) == expected_csv(stack.env["SOURCE_ADMIN_URL"], wide, spec)
-    assert storage.pending_uploads(prefix="exports/") == []
+    assert storage.pending_uploads(prefix=result.s3_key) == []
 
 
 def test_failure_mid_stream_aborts_the_upload(exploding, source, storage):
