@@ -100,5 +100,10 @@ class TcpProxy:
             with self._lock:
                 self._sockets -= {source, sink}
             for sock in (source, sink):
+                # shutdown() before close(): a close() alone leaves the other pipe thread blocked in
+                # recv() on that socket and the connection open, so its client waits forever (seen:
+                # an export slice hung in COPY after `down()` while the suite ran under load).
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
