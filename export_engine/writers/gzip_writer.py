@@ -1,9 +1,10 @@
 """gzip for the text formats: COPY streams on the caller's thread, ISA-L compresses on a second one.
 
 `ThreadedGzip` is the stream a gzip export's writer (CSV, JSON lines, JSON) writes into
-(`FormatSpec.open`). It copies the COPY output into 1 MiB chunk buffers and hands them through a two-slot queue
-to a thread that deflates them (ISA-L releases the GIL) into the sink, so compression overlaps
-with the database stream and memory stays at a few MiB. The output is a standard gzip member.
+(`FormatSpec.open`). It copies the COPY output into reused 1 MiB chunk buffers and hands them through
+a two-slot queue to a thread that deflates them (ISA-L releases the GIL) into the sink, so
+compression overlaps with the database stream and memory stays at four chunks. The output is a
+standard gzip member.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ GRANT SELECT ON paced_transactions TO export_reader;
 
 
 @pytest.mark.parametrize(
-    ("fmt", "compression"), [("csv", None), ("csv", "gzip"), ("parquet", None)], ids=["csv", "csv.gz", "parquet"]
+    ("fmt", "compression"),
+    [("csv", None), ("csv", "gzip"), ("parquet", None)],
+    ids=["csv", "csv.gz", "parquet"],
 )
 def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(
     stack, settings, monkeypatch, fmt, compression

@@ -314,7 +314,8 @@ def test_parquet_has_a_typed_schema_and_the_source_values():
 def test_arrow_writers_report_each_batch_of_rows(writer):
     reports: list[int] = []
     progress = RowProgress(reports.append, interval=0.0)
-    assert writer(FakeSource(rows=ROWS, batch_size=2), SELECT, {}, io.BytesIO(), progress=progress) == len(ROWS)
+    rows = writer(FakeSource(rows=ROWS, batch_size=2), SELECT, {}, io.BytesIO(), progress=progress)
+    assert rows == len(ROWS)
     assert reports == [2, 4, 6, 7]  # the running total after each batch, ending at the exact count
     assert progress.rows == len(ROWS)
 
