@@ -26,7 +26,7 @@ from export_engine.db.repository import ExportRepository
 from export_engine.db.session import session_factory
 from export_engine.formats import ArrowRows
 from export_engine.query import count_query, limit_zero, with_columns_as_text
-from export_engine.settings import Settings
+from export_engine.settings import DEFAULT_PART_SIZE_MB, Settings
 from export_engine.streaming import MIB, MultipartUploadStream
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class S3StorageResource(dg.ConfigurableResource):
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: str | None = None
-    part_size_mb: int = 8
+    part_size_mb: int = DEFAULT_PART_SIZE_MB
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3StorageResource:

@@ -16,6 +16,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"
+# Three part buffers per export: 6 MiB parts peak 6 MB lower than 8 MiB ones, and were as fast to
+# the local S3 server (bench/README.md, "Memory"); raise it for high-latency object stores.
+DEFAULT_PART_SIZE_MB = 6
 
 
 class Settings(BaseSettings):
@@ -34,7 +37,7 @@ class Settings(BaseSettings):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     presign_ttl_seconds: int = Field(24 * 3600, gt=0, le=7 * 24 * 3600)
-    multipart_part_size_mb: int = Field(8, ge=5, le=512)
+    multipart_part_size_mb: int = Field(DEFAULT_PART_SIZE_MB, ge=5, le=512)
     export_parallel_streams: int = Field(
         2,
         ge=1,
