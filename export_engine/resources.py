@@ -60,11 +60,27 @@ class SourceDatabaseResource(dg.ConfigurableResource):
             f" -c statement_timeout={self.statement_timeout_ms}"
         )
 
+    @property
+    def _connection_parameters(self) -> dict[str, Any]:
+        """libpq parameters of every session, psycopg2's and ADBC's alike.
+
+        The keepalives make a source that vanished without a FIN or RST (a failover, a NAT that
+        dropped the connection's state) fail the COPY within a minute, so the run retries; libpq's
+        default leaves it to Linux, whose first probe comes after two hours.
+        """
+        return {
+            "options": self._options,
+            "application_name": _APPLICATION,
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+
     @contextmanager
     def connect(self) -> Iterator[Any]:
-        conn = psycopg2.connect(
-            self.dsn, options=self._options, application_name=_APPLICATION, connect_timeout=10
-        )
+        conn = psycopg2.connect(self.dsn, **self._connection_parameters)
         try:
             yield conn
         finally:
@@ -103,9 +119,7 @@ class SourceDatabaseResource(dg.ConfigurableResource):
             reading = with_columns_as_text(select, columns, set(decimals)) if decimals else select
             statement = cur.mogrify(reading, params).decode()
             counting = cur.mogrify(count_query(select), params).decode() if count else None
-        conninfo = make_dsn(
-            self.dsn, options=self._options, application_name=_APPLICATION, connect_timeout=10
-        )
+        conninfo = make_dsn(self.dsn, **self._connection_parameters)
         with _as_psycopg2_errors():
             conn = adbc_postgresql.connect(conninfo)
         try:

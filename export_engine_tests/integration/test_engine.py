@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import socket
 import uuid
 from datetime import date
 
@@ -81,6 +83,19 @@ def test_source_connection_is_read_only(source):
     with source.connect() as conn, conn.cursor() as cur:
         with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
             cur.execute("DELETE FROM transactions WHERE id = 1")
+
+
+def test_source_sessions_notice_a_silent_peer_within_a_minute(source):
+    """A source that vanishes without a FIN or RST (a failover, a NAT that drops the connection's
+    state) must fail the COPY soon, so the run retries, instead of hanging it until the max runtime.
+    libpq turns TCP keepalives on by default, but with Linux's first probe after two hours."""
+    with source.connect() as conn:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+            interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+            probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+    assert idle + interval * probes <= 60
 
 
 _PLANNER_WANTS_PARALLEL = (
