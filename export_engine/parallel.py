@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -33,7 +32,7 @@ from export_engine.catalog import Dataset
 from export_engine.query import copy_csv, copy_json_lines, select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import SourceDatabaseResource
-from export_engine.streaming import MIB, MultipartUploadStream, ProgressTap
+from export_engine.streaming import MIB, MultipartUploadStream, ProgressTap, Throttle
 
 _WRITE_BUFFER = 1 * MIB
 _COPY_READ_SIZE = 1 * MIB
@@ -135,16 +134,15 @@ class _Slice(threading.Thread):
 def _run(workers: list[_Slice], on_progress: Callable[[int], None] | None, *, header_lines: int) -> int:
     for worker in workers:
         worker.start()
-    next_report = time.monotonic() + 1.0
+    throttle = Throttle()
     try:
         while any(worker.is_alive() for worker in workers):
             for worker in workers:
                 worker.join(_POLL / len(workers))
             if any(worker.error is not None for worker in workers):
                 break
-            if on_progress is not None and time.monotonic() >= next_report:
+            if on_progress is not None and throttle.due():
                 on_progress(max(sum(worker.tap.rows for worker in workers) - header_lines, 0))
-                next_report = time.monotonic() + 1.0
     finally:
         _stop_all(workers)
     failed = _first_error(workers)

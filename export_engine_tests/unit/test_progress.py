@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from export_engine.streaming import ProgressTap, RowProgress
+from export_engine.streaming import ProgressTap, RowProgress, Throttle
 from export_engine.streaming.progress import csv_row_ends
 
 
@@ -72,3 +72,17 @@ def test_row_progress_without_a_callback_only_counts():
     progress = RowProgress(None, interval=0.0)
     progress.add(7)
     assert progress.rows == 7
+
+
+def test_throttle_is_due_once_per_interval(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr("export_engine.streaming.progress.time.monotonic", lambda: clock[0])
+    throttle = Throttle(1.0)
+    assert not throttle.due()  # the first report comes after one interval, not at once
+    clock[0] = 101.0
+    assert throttle.due()
+    assert not throttle.due()  # at most once: the next one is an interval later
+    clock[0] = 101.9
+    assert not throttle.due()
+    clock[0] = 102.5
+    assert throttle.due()
