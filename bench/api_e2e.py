@@ -33,6 +33,8 @@ def run_api_export(bench: Bench, args: argparse.Namespace) -> int:
     rng = dataset.range_with_rows(admin, args.rows)
     _, floor_sql = statements(bench.env["SOURCE_DATABASE_URL"], {}, rng)
     print("starting the gateway, the Dagster webserver and daemon on free ports ...", flush=True)
+    if args.part_size_mb:  # the run worker reads it from the services' environment
+        bench.stack.env["MULTIPART_PART_SIZE_MB"] = str(args.part_size_mb)
     bench.stack.start_services()
     token = issue_token(
         dataset.OWNER, secret=bench.stack.env.get("JWT_SECRET") or DEV_JWT_SECRET, ttl_seconds=4 * 3600
