@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"
 # Three part buffers per export: 6 MiB parts peak 6 MB lower than 8 MiB ones, and were as fast to
-# the local S3 server (bench/README.md, "Memory"); raise it for high-latency object stores.
+# the local S3 server (bench/README.md, "6 MiB vs 8 MiB parts"); raise it for high-latency stores.
 DEFAULT_PART_SIZE_MB = 6
 
 

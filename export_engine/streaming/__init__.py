@@ -3,4 +3,12 @@
 from export_engine.streaming.multipart import MIB, MultipartUploadStream, UploadError, UploadStopped
 from export_engine.streaming.progress import ProgressTap, RowProgress, Throttle
 
-__all__ = ["MIB", "MultipartUploadStream", "ProgressTap", "RowProgress", "Throttle", "UploadError", "UploadStopped"]
+__all__ = [
+    "MIB",
+    "MultipartUploadStream",
+    "ProgressTap",
+    "RowProgress",
+    "Throttle",
+    "UploadError",
+    "UploadStopped",
+]

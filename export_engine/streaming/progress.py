@@ -11,8 +11,8 @@ _QUOTES_AND_NEWLINES = bytes(b for b in range(256) if b not in b'"\n')
 
 
 class Throttle:
-    """`due()` is true at most once per `interval` seconds: the cadence of every `rows_written` report,
-    so progress costs one clock read per chunk or batch, not a database write."""
+    """`due()` is true at most once per `interval` seconds: the one cadence of every `rows_written`
+    report (each report is a write to the export database)."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self._interval = interval
