@@ -5,7 +5,6 @@ The Dagster op and the benchmark both call `run_export`, so what is measured is 
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Callable
@@ -21,10 +20,7 @@ from export_engine.parallel import can_split, export_slices
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
-from export_engine.streaming import MIB, ProgressTap, RowProgress, UploadStopped
-
-_WRITE_BUFFER = 1 * MIB
-
+from export_engine.streaming import ProgressTap, RowProgress, UploadStopped, row_chunks
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -75,7 +71,7 @@ def run_export(
             tap = ProgressTap(  # before any compressor: it counts the rows' own newlines
                 encoded, _header_excluded(counted) if csv else counted, csv_quoting=csv
             )
-            buffered = io.BufferedWriter(tap, buffer_size=_WRITE_BUFFER)
+            buffered = row_chunks(tap)
             extra = {"progress": RowProgress(on_progress)} if fmt.reports_rows else {}
             row_count = fmt.write(source, select, params, buffered, **extra)
             buffered.flush()

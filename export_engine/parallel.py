@@ -17,7 +17,6 @@ Slices are whole days of equal length; with data spread evenly over time they ca
 from __future__ import annotations
 
 import contextlib
-import io
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -32,10 +31,8 @@ from export_engine.catalog import Dataset
 from export_engine.query import copy_csv, copy_json_lines, select_query
 from export_engine.request import ExportSpec
 from export_engine.resources import SourceDatabaseResource
-from export_engine.streaming import MIB, MultipartUploadStream, ProgressTap, Throttle
+from export_engine.streaming import MultipartUploadStream, ProgressTap, Throttle, row_chunks
 
-_WRITE_BUFFER = 1 * MIB
-_COPY_READ_SIZE = 1 * MIB
 _POLL = 0.2  # seconds between checks of the slices
 
 
@@ -118,9 +115,9 @@ class _Slice(threading.Thread):
 
     def run(self) -> None:
         try:
-            buffered = io.BufferedWriter(self.tap, buffer_size=_WRITE_BUFFER)
+            buffered = row_chunks(self.tap)
             with self.connection.cursor() as cur:
-                cur.copy_expert(self.statement, buffered, size=_COPY_READ_SIZE)
+                cur.copy_expert(self.statement, buffered)
                 self.rows = cur.rowcount
             buffered.flush()
         except BaseException as exc:

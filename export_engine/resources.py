@@ -32,7 +32,6 @@ from export_engine.streaming import MIB, MultipartUploadStream
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_COPY_READ_SIZE = 1 * MIB
 
 
 class SourceDatabaseResource(dg.ConfigurableResource):
@@ -90,7 +89,7 @@ class SourceDatabaseResource(dg.ConfigurableResource):
         """Run `COPY (...) TO STDOUT` into `sink.write`; returns the exact row count from the server."""
         with self.connect() as conn, conn.cursor() as cur:
             statement = cur.mogrify(copy_sql, params)  # COPY takes no server-side parameters
-            cur.copy_expert(statement, sink, size=_COPY_READ_SIZE)
+            cur.copy_expert(statement, sink)  # `size` is only for COPY FROM
             return cur.rowcount
 
     @contextmanager

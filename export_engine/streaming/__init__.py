@@ -1,7 +1,7 @@
 """Byte streams between the database and object storage: no Dagster, no psycopg here."""
 
 from export_engine.streaming.multipart import MIB, MultipartUploadStream, UploadError, UploadStopped
-from export_engine.streaming.progress import ProgressTap, RowProgress, Throttle
+from export_engine.streaming.progress import ProgressTap, RowProgress, Throttle, row_chunks
 
 __all__ = [
     "MIB",
@@ -11,4 +11,5 @@ __all__ = [
     "Throttle",
     "UploadError",
     "UploadStopped",
+    "row_chunks",
 ]

@@ -13,14 +13,12 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from export_engine.query import copy_json_lines
+from export_engine.streaming import row_chunks
 
 if TYPE_CHECKING:
     from psycopg2 import sql
 
     from export_engine.formats import RowSource
-
-
-_CHUNK = 1024 * 1024
 
 
 class JsonArray(io.RawIOBase):
@@ -58,7 +56,7 @@ def write_jsonl(source: RowSource, select: sql.Composable, params: dict[str, Any
 
 def write_json(source: RowSource, select: sql.Composable, params: dict[str, Any], sink: Any) -> int:
     array = JsonArray(sink)
-    chunks = io.BufferedWriter(array, buffer_size=_CHUNK)
+    chunks = row_chunks(array)
     rows = source.stream_copy(copy_json_lines(select), params, chunks)
     chunks.flush()
     array.close_array()
