@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -105,6 +106,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _db_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("export DB unavailable: %s", exc)
         return _error(503, "the export database is unavailable; retry in a few seconds")
+
+    @app.exception_handler(BotoCoreError)
+    @app.exception_handler(ClientError)
+    async def _storage_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("object storage unavailable: %s", exc)
+        response = _error(503, "the object storage is unavailable; nothing was changed, retry in a few seconds")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:

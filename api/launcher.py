@@ -77,7 +77,7 @@ class DagsterRunLauncher:
                 EXPORT_JOB_NAME,
                 repository_location_name=self._location_name,
                 repository_name="__repository__",
-                run_config=run_config_for(reference_id, spec),
+                run_config=run_config_for(reference_id),
                 tags=run_tags_with_deadline(reference_id, spec, self._max_runtime_seconds),
             )
         except LaunchError:

@@ -36,7 +36,7 @@ class ExportResult:
 
 def run_export(
     spec: ExportSpec,
-    reference_id: str,
+    key: str,
     *,
     catalog: Catalog,
     source: SourceDatabaseResource,
@@ -53,7 +53,6 @@ def run_export(
     started = time.monotonic()
     dataset = catalog.get(spec.table_name)
     select, params = select_query(dataset, spec)
-    key = spec.object_key(reference_id)
     fmt = spec.output
     upload = storage.start_upload(
         key, content_type=fmt.content_type, filename=spec.download_filename, stop=stop

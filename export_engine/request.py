@@ -153,9 +153,13 @@ class ExportSpec:
         payload = head + "|" + json.dumps(extra, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def object_key(self, reference_id: str) -> str:
-        ext = self.output.extension
-        return f"exports/{self.table_name}/{self.date_from}_{self.date_to}/{reference_id}{ext}"
+    def object_prefix(self, reference_id: str) -> str:
+        """Every object of an export lives under this prefix, one per run."""
+        return f"exports/{self.table_name}/{self.date_from}_{self.date_to}/{reference_id}/"
+
+    def object_key(self, reference_id: str, run_id: str) -> str:
+        """One object per run: a second run of the export can neither overwrite nor delete the first's."""
+        return f"{self.object_prefix(reference_id)}{run_id}{self.output.extension}"
 
     @property
     def download_filename(self) -> str:

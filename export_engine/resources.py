@@ -262,8 +262,10 @@ class S3StorageResource(dg.ConfigurableResource):
         except ClientError:
             self.client.create_bucket(Bucket=self.bucket)
 
-    def apply_lifecycle(self, *, expire_days: int = 1, prefix: str = "exports/") -> None:
-        """Backstop for retention: the bucket itself expires exports and abandoned multipart uploads."""
+    def apply_lifecycle(self, *, expire_days: int, prefix: str = "exports/") -> None:
+        """Backstop for retention: the bucket itself expires exports and abandoned multipart uploads.
+
+        `Settings.lifecycle_expire_days` is a day past `RETENTION_HOURS`, so it never cuts a promised life."""
         self.client.put_bucket_lifecycle_configuration(
             Bucket=self.bucket,
             LifecycleConfiguration={
@@ -288,6 +290,18 @@ class S3StorageResource(dg.ConfigurableResource):
 
     def abort_upload(self, key: str, upload_id: str) -> None:
         self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def abort_uploads_under(self, prefix: str) -> int:
+        """Abort every pending upload whose key starts with `prefix` (every run of one export)."""
+        stale = self.pending_uploads(prefix=prefix)
+        for upload in stale:
+            self.abort_upload(upload["Key"], upload["UploadId"])
+        return len(stale)
+
+    def objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every object under `prefix` (`Key`, `LastModified`, `Size`), page by page."""
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
 
     def abort_pending_uploads(self, key: str) -> int:
         """Abort uploads of `key` left by a killed run worker; returns how many there were."""

@@ -9,6 +9,7 @@ in `definitions.py` at run time, never at import time.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,6 +55,18 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: int = Field(
         30, ge=10, description="no heartbeat this long: the worker is gone"
     )
+    export_queue_timeout_seconds: int = Field(
+        2 * 3600, gt=0, description="an export whose run waited in Dagster's queue this long fails"
+    )
+    settlement_lag_hours: float = Field(
+        24,
+        ge=0,
+        description="rows still change this long after their period ends (pending -> posted): "
+        "only ranges older than this are final and reused",
+    )
+    reuse_min_life_seconds: int = Field(
+        3600, ge=0, description="a finished file with less life left than this is not reused"
+    )
 
     # Gateway
     jwt_secret: str = Field(DEV_JWT_SECRET, min_length=32, description="HS256 key; at least 32 characters")
@@ -63,6 +76,10 @@ class Settings(BaseSettings):
     catalog_path: Path = Field(Path(__file__).with_name("catalog.yaml"))
 
     @property
+    def lifecycle_expire_days(self) -> int:
+        return lifecycle_expire_days(self.retention_hours)
+
+    @property
     def using_dev_secret(self) -> bool:
         return self.jwt_secret == DEV_JWT_SECRET
 
@@ -70,6 +87,11 @@ class Settings(BaseSettings):
         """Refuse to start outside development with the published dev secret."""
         if self.using_dev_secret and self.environment != "development":
             raise RuntimeError("JWT_SECRET must be set outside development")
+
+
+def lifecycle_expire_days(retention_hours: float) -> int:
+    """The bucket's own expiry: a whole day past the retention, so it only ever catches leaks."""
+    return math.ceil(retention_hours / 24) + 1
 
 
 @lru_cache

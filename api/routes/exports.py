@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import func, select
 from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
-from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
+from api.services.exports import (
+    ReusePolicy,
+    create_export,
+    download_location,
+    get_export,
+    list_exports,
+    signed_download,
+)
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource
@@ -39,7 +46,6 @@ def post_export(
     catalog: CatalogDep,
     settings: SettingsDep,
 ) -> ExportCreated:
-    today = datetime.now(ZoneInfo(settings.business_timezone)).date()
     result = create_export(
         session=session,
         principal=principal,
@@ -47,7 +53,7 @@ def post_export(
         launcher=launcher,
         storage=storage,
         catalog=catalog,
-        today=today,
+        policy=ReusePolicy.from_settings(settings),
     )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
@@ -71,8 +77,9 @@ def list_my_exports(
     status: ExportStatusName | None = None,
 ) -> ExportPage:
     page = list_exports(session=session, principal=principal, limit=limit, cursor=cursor, status=status)
+    now = _db_now(session)
     return ExportPage(
-        items=[_view(e, storage=storage, ttl_seconds=settings.presign_ttl_seconds) for e in page.exports],
+        items=[_view(e, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=now) for e in page.exports],
         next_cursor=page.next_cursor,
     )
 
@@ -86,7 +93,7 @@ def read_export(
     settings: SettingsDep,
 ) -> ExportView:
     export = get_export(session=session, principal=principal, reference_id=reference_id)
-    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
 
 
 @router.get(
@@ -125,10 +132,15 @@ def delete_export(
     export = cancel_export(
         session=session, principal=principal, reference_id=reference_id, launcher=launcher, storage=storage
     )
-    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
 
 
-def _view(export: Export, *, storage: S3StorageResource, ttl_seconds: int) -> ExportView:
+def _db_now(session: SessionDep) -> datetime:
+    """Expiries are computed on the database's clock, the one every stored timestamp comes from."""
+    return session.scalar(select(func.now()))
+
+
+def _view(export: Export, *, storage: S3StorageResource, ttl_seconds: int, now: datetime) -> ExportView:
     view = ExportView.model_validate(export, from_attributes=True)
     spec = ExportSpec.from_canonical(export.params)
     view.compression = spec.compression
@@ -136,7 +148,7 @@ def _view(export: Export, *, storage: S3StorageResource, ttl_seconds: int) -> Ex
     view.filters = spec.filters.canonical() or None
     if export.status != ExportStatus.RUNNING.value:
         view.rows_written = None
-    signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds)
+    signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=now)
     if signed is not None:
         view.download_url, view.expires_at = signed
     return view

@@ -19,6 +19,7 @@ import httpx
 from export_engine.db.migrate import upgrade
 from export_engine.local_stack import seed
 from export_engine.local_stack.postgres import EmbeddedPostgres
+from export_engine.settings import lifecycle_expire_days
 from export_engine.local_stack.processes import ManagedProcess, free_port, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -204,7 +205,8 @@ def _ensure_bucket(env: dict[str, str]) -> None:
         secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
     )
     storage.ensure_bucket()
-    storage.apply_lifecycle(expire_days=1)
+    hours = float(env.get("RETENTION_HOURS", "24"))
+    storage.apply_lifecycle(expire_days=lifecycle_expire_days(hours))
 
 
 _DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"

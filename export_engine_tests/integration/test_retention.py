@@ -46,7 +46,7 @@ def _make_file(settings, storage, spec: ExportSpec) -> tuple[str, str]:
     reference_id = str(uuid.uuid4())
     result = run_export(
         spec,
-        reference_id,
+        spec.object_key(reference_id, "run-1"),
         catalog=load_catalog(settings.catalog_path),
         source=SourceDatabaseResource.from_settings(settings),
         storage=storage,

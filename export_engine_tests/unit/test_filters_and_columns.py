@@ -214,7 +214,7 @@ def test_column_order_is_part_of_the_key():
     assert spec(columns=["id", "amount"]).dedup_key != spec(columns=["amount", "id"]).dedup_key
 
 
-def test_canonical_form_round_trips_through_the_export_row_and_the_run_config():
+def test_canonical_form_round_trips_through_the_export_row():
     original = spec(
         format="csv",
         compression="gzip",
@@ -222,15 +222,21 @@ def test_canonical_form_round_trips_through_the_export_row_and_the_run_config():
         filters=Filters(account_ids=("b", "a"), status=("posted",), amount_min=Decimal("-12.5")),
     )
     assert ExportSpec.from_canonical(original.canonical()) == original
-    config = run_config_for("ref-1", original)["ops"]["export_op"]["config"]
-    assert ExportConfig(**config).spec() == original
-    assert ExportConfig(**config).spec().dedup_key == original.dedup_key
+    assert ExportSpec.from_canonical(original.canonical()).dedup_key == original.dedup_key
+
+
+def test_the_run_config_carries_only_the_reference_id():
+    """The op reads what to export from the row: edited run config cannot change what is exported."""
+    config = run_config_for("ref-1")["ops"]["export_op"]["config"]
+    assert config == {"reference_id": "ref-1"}
+    assert ExportConfig(**config).reference_id == "ref-1"
 
 
 def test_file_names_follow_the_output():
     assert spec(compression="gzip").download_filename == "transactions_2024-01-01_2024-12-31.csv.gz"
     assert (
-        spec(format="parquet").object_key("ref") == "exports/transactions/2024-01-01_2024-12-31/ref.parquet"
+        spec(format="parquet").object_key("ref", "run-7")
+        == "exports/transactions/2024-01-01_2024-12-31/ref/run-7.parquet"
     )
     assert (
         spec("monthly_trends", format="xlsx").download_filename == "monthly_trends_2024-01-01_2024-12-31.xlsx"
