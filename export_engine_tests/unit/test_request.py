@@ -48,5 +48,6 @@ def test_key_separator_cannot_be_forged_by_the_owner():
 
 
 def test_object_key_and_download_name():
-    assert spec().object_key("ref-1") == "exports/transactions/2024-01-01_2024-12-31/ref-1.csv"
+    assert spec().object_key("ref-1", "run-1") == "exports/transactions/2024-01-01_2024-12-31/ref-1/run-1.csv"
+    assert spec().object_prefix("ref-1") == "exports/transactions/2024-01-01_2024-12-31/ref-1/"
     assert spec().download_filename == "transactions_2024-01-01_2024-12-31.csv"
