@@ -33,10 +33,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def op_settings(stack, monkeypatch) -> Iterator[None]:
+def op_settings(stack, settings, monkeypatch) -> Iterator[None]:
     """The op reads its settings (catalog path, deadline) from the environment, as in a real run worker."""
-    for name in ("CATALOG_PATH", "DATABASE_URL", "SOURCE_DATABASE_URL"):
+    for name in ("CATALOG_PATH", "SOURCE_DATABASE_URL"):
         monkeypatch.setenv(name, stack.env[name])
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("EXPORT_MAX_RUNTIME_SECONDS", "3600")
     get_settings.cache_clear()
     yield

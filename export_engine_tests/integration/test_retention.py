@@ -113,7 +113,7 @@ def test_orphaned_objects_are_deleted_and_referenced_or_in_flight_ones_kept(sett
     delete_orphaned_objects(sessions, storage)  # with the default grace: everything here is too young
     for key in (*keys.values(), loser):
         assert storage.exists(key)
-    deleted = delete_orphaned_objects(sessions, storage, min_age=timedelta(0))
+    deleted = delete_orphaned_objects(sessions, storage, min_age=timedelta(0), prefix=f"exports/transactions/{spec.date_from}_{spec.date_to}/")
 
     assert deleted >= 3
     survivors = {k for k in (*keys.values(), loser) if storage.exists(k)}
