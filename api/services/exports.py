@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNotReady, InvalidRequest
@@ -41,6 +41,7 @@ from export_engine.settings import Settings
 log = logging.getLogger(__name__)
 
 Outcome = Literal["created", "reused", "attached"]
+LOCK_TIMEOUT_MS = 5000  # identical requests queue on the key's lock; none holds it across S3 I/O
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def create_export(
     checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
 
     with session.begin():
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))  # past it: 503, retry
         lifecycle.lock_dedup_key(session, key)
         reusable = active = None
         if final:
