@@ -11,6 +11,7 @@ a bounded amount. Only HTTP latency is measured in-process, labelled with the ro
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -50,11 +51,16 @@ def build_registry(sessions: sessionmaker[Session], *, cache_seconds: float = 15
     return registry
 
 
+# A caller's X-Request-ID is echoed and logged only if it looks like an id; otherwise a new one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 class RequestMetricsMiddleware(BaseHTTPMiddleware):
     """Times every request, logs one JSON line for it, and echoes/assigns `X-Request-ID`."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        offered = request.headers.get("x-request-id", "")
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500

@@ -87,3 +87,13 @@ def test_metrics_and_readiness_move_to_the_internal_port(make_client, monkeypatc
         pass
     else:
         raise AssertionError("the internal port is still served after the app stopped")
+
+
+def test_a_request_id_is_echoed_only_when_it_looks_like_one(make_client):
+    client = make_client()
+    assert client.get("/healthz", headers={"X-Request-ID": "trace-me-123"}).headers["x-request-id"] == (
+        "trace-me-123"
+    )
+    for offered in ("x" * 129, "two words", "evil\tlog"):
+        echoed = client.get("/healthz", headers={"X-Request-ID": offered}).headers["x-request-id"]
+        assert echoed != offered and len(echoed) == 32
