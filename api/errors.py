@@ -9,6 +9,7 @@ GatewayError
 ├── InvalidRequest     → 422 (a column, filter, format or cursor not accepted; names the valid choices)
 └── ServiceUnavailable → 503 (a dependency is down; retry later)
 AuthError (api.security) → 401
+AuthUnavailable (api.security) → 503 (the identity provider's keys could not be fetched)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api.security import AuthError
+from api.security import AuthError, AuthUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
         response = _error(401, str(exc))
         response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(AuthUnavailable)
+    async def _auth_unavailable(_: Request, exc: AuthUnavailable) -> JSONResponse:
+        log.warning("token keys unavailable: %s", exc)
+        response = _error(503, "the identity provider is unavailable; retry in a few seconds")
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -214,7 +214,9 @@ class S3StorageResource(dg.ConfigurableResource):
             endpoint_url=settings.s3_endpoint_url or None,
             region=settings.s3_region,
             access_key_id=settings.aws_access_key_id,
-            secret_access_key=settings.aws_secret_access_key,
+            secret_access_key=(
+                settings.aws_secret_access_key.get_secret_value() if settings.aws_secret_access_key else None
+            ),
             part_size_mb=settings.multipart_part_size_mb,
         )
 

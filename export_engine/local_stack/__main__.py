@@ -70,10 +70,11 @@ def main() -> int:
                 print(f"  error: {export['error']}")
             if export.get("download_url"):
                 print(f"  signed URL (valid until {export['expires_at']}):\n  {export['download_url']}")
+        # Only the published development secret is printed; a secret from the environment never is.
         secret_note = (
-            " (the development default: set JWT_SECRET for anything else)"
+            f"{secret} (the published development default: set JWT_SECRET for anything else)"
             if not env.get("JWT_SECRET")
-            else ""
+            else "from JWT_SECRET (not printed)"
         )
         print(
             f"""
@@ -81,7 +82,7 @@ Gateway      {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)
 Dagster UI   {stack.dagster_url}
 S3 endpoint  {env["S3_ENDPOINT_URL"]}  bucket={env["S3_BUCKET"]}
 Logs         {args.home / "logs"}
-JWT secret   {secret}{secret_note}
+JWT secret   {secret_note}
 Dev token for demo-user-1 (7 days):
   export TOKEN={token}
 

@@ -55,6 +55,9 @@ class LocalStack:
     def start_storage(self) -> dict[str, str]:
         self.home.mkdir(parents=True, exist_ok=True)
         env = dict(self.environ)
+        # The dev stack is development unless told otherwise: the gateway accepts the published dev JWT
+        # secret only then (Settings defaults to production and refuses it).
+        env.setdefault("ENVIRONMENT", "development")
         needs_pg = not all(env.get(k) for k in ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL"))
         if needs_pg:
             self.postgres = EmbeddedPostgres(
