@@ -72,7 +72,8 @@ def export_op(
         key = spec.object_key(reference_id, run_id)
         _refuse_if_past_deadline(repo, claim, run_id, settings.export_max_runtime_seconds)
         with heartbeat(beat):
-            if stale := storage.abort_pending_uploads(key):
+            # This run holds the export now: uploads of runs that died holding it (other keys) go too.
+            if stale := storage.abort_uploads_under(spec.object_prefix(reference_id)):
                 context.log.warning("export %s: aborted %d upload(s) of an earlier attempt", reference_id, stale)
             result = run_export(
                 spec,
