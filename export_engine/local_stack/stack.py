@@ -244,6 +244,14 @@ class LocalStack:
         self.processes.append(process)
         return process
 
+    def stop_services(self) -> None:
+        """Stop what `start_services` started; storage and the broker stay up."""
+        storage = {"s3", "redis"}
+        for process in [p for p in reversed(self.processes) if p.name not in storage]:
+            process.stop()
+            self.processes.remove(process)
+        self.workers.clear()
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
