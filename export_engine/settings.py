@@ -81,6 +81,21 @@ class Settings(BaseSettings):
         3600, ge=0, description="a finished file with less life left than this is not reused"
     )
 
+    # Run workers (Celery): each Dagster run is a task in a long-lived worker process
+    celery_broker_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="broker the daemon sends runs to and the workers read"
+    )
+    celery_result_backend: str = Field(
+        "redis://127.0.0.1:6379/1",
+        description="task states; the daemon's run monitor reads them, so never rpc://",
+    )
+    celery_queue: str = Field("dagster", description="queue the run launcher sends to and workers consume")
+    celery_worker_concurrency: int = Field(2, ge=1, le=64, description="runs at once per worker node")
+    owner_run_limit: int = Field(2, ge=1, description="runs of one owner in flight at once (run queue)")
+    owner_active_export_limit: int = Field(
+        20, ge=1, description="PENDING + RUNNING exports one owner may have; past it POST answers 429"
+    )
+
     # Gateway
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_JWT_SECRET), min_length=32, description="HMAC key (HS*); at least 32 characters"

@@ -56,7 +56,7 @@ def stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def running_stack(stack: LocalStack) -> LocalStack:
     """The stack plus Dagster webserver + daemon and the gateway."""
-    if not stack.processes or len(stack.processes) < 4:
+    if not stack.workers:
         stack.start_services()
     return stack
 

@@ -33,7 +33,12 @@ router = APIRouter(tags=["exports"])
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"}
+        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"},
+        429: {
+            "description": "the owner already has OWNER_ACTIVE_EXPORT_LIMIT exports PENDING or RUNNING; "
+            "retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
     },
 )
 def post_export(
@@ -54,6 +59,7 @@ def post_export(
         storage=storage,
         catalog=catalog,
         policy=ReusePolicy.from_settings(settings),
+        owner_limit=settings.owner_active_export_limit,
     )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK

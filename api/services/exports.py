@@ -29,6 +29,7 @@ from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNot
 from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
+from api.services.owner_cap import check_owner_cap
 from export_engine.catalog import Catalog
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
@@ -76,9 +77,11 @@ def create_export(
     storage: S3StorageResource,
     catalog: Catalog,
     policy: ReusePolicy,
+    owner_limit: int | None = None,
     now: datetime | None = None,
 ) -> CreateResult:
-    """`now` defaults to the database's clock (tests pass a frozen one)."""
+    """`now` defaults to the database's clock (tests pass a frozen one); `owner_limit` caps an owner's
+    PENDING + RUNNING exports (None: no cap)."""
     spec = _spec_for(catalog, principal, request)
     key = spec.dedup_key
     dataset = catalog.get(spec.table_name)
@@ -121,6 +124,8 @@ def create_export(
         if decision is Decision.ATTACH and active is not None:
             log.info("export attached", extra={"reference_id": active.reference_id})
             return CreateResult(active, "attached")
+        if owner_limit is not None:
+            check_owner_cap(session, owner=spec.owner, limit=owner_limit)
         export = lifecycle.create_pending(session, spec)
 
     _submit(session, launcher, export, spec)
