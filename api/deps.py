@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api.launcher import RunLauncher
 from api.security import AuthError, Principal, TokenVerifier
 from export_engine.catalog import Catalog
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 from export_engine.settings import Settings
 
 
@@ -49,11 +49,11 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_storage(request: Request) -> S3StorageResource:
+def get_storage(request: Request) -> S3Storage:
     return request.app.state.storage
 
 
-StorageDep = Annotated[S3StorageResource, Depends(get_storage)]
+StorageDep = Annotated[S3Storage, Depends(get_storage)]
 
 
 def get_launcher(request: Request) -> RunLauncher:

@@ -22,7 +22,7 @@ from api.routes import datasets, exports, health
 from api.security import TokenPolicy, TokenVerifier
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 from export_engine.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     app.state.verifier = TokenVerifier(TokenPolicy.from_settings(settings))
     app.state.catalog = load_catalog(settings.catalog_path, default_max_span_days=settings.export_max_span_days)
     app.state.sessions = session_factory(settings.database_url)
-    app.state.storage = S3StorageResource.from_settings(settings)
+    app.state.storage = S3Storage.from_settings(settings)
     app.state.launcher = launcher or DagsterRunLauncher(
         settings.dagster_host,
         settings.dagster_port,

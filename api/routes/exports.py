@@ -22,7 +22,7 @@ from api.services.exports import (
 )
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 
 router = APIRouter(tags=["exports"])
 
@@ -146,7 +146,7 @@ def _db_now(session: SessionDep) -> datetime:
     return session.scalar(select(func.now()))
 
 
-def _view(export: Export, *, storage: S3StorageResource, ttl_seconds: int, now: datetime) -> ExportView:
+def _view(export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime) -> ExportView:
     view = ExportView.model_validate(export, from_attributes=True)
     spec = ExportSpec.from_canonical(export.params)
     view.compression = spec.compression

@@ -36,7 +36,7 @@ from export_engine.db.models import Export, ExportStatus
 from export_engine.dedup import Decision, decide, final_at
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 from export_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def create_export(
     principal: Principal,
     request: ExportRequest,
     launcher: RunLauncher,
-    storage: S3StorageResource,
+    storage: S3Storage,
     catalog: Catalog,
     policy: ReusePolicy,
     owner_limit: int | None = None,
@@ -191,7 +191,7 @@ class _Checked:
 
 
 def _checked_candidate(
-    session: Session, key: str, storage: S3StorageResource, final_since: datetime, alive_until: datetime
+    session: Session, key: str, storage: S3Storage, final_since: datetime, alive_until: datetime
 ) -> _Checked | None:
     """HEAD the candidate file outside the lock, so a slow S3 never holds the key's lock."""
     with session.begin():
@@ -228,7 +228,7 @@ def get_export(*, session: Session, principal: Principal, reference_id: str) -> 
 
 
 def signed_download(
-    export: Export, *, storage: S3StorageResource, ttl_seconds: int, now: datetime
+    export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime
 ) -> tuple[str, datetime] | None:
     """A signed URL and its expiry; the link never outlives the file (`object_expires_at`)."""
     if export.status != ExportStatus.COMPLETED.value or not export.s3_key:
@@ -250,7 +250,7 @@ def signed_download(
 
 
 def download_location(
-    *, session: Session, principal: Principal, reference_id: str, storage: S3StorageResource, ttl_seconds: int
+    *, session: Session, principal: Principal, reference_id: str, storage: S3Storage, ttl_seconds: int
 ) -> str:
     """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
     export = get_export(session=session, principal=principal, reference_id=reference_id)
