@@ -22,8 +22,8 @@ from api.routes import datasets, exports, health
 from api.security import TokenPolicy, TokenVerifier
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
-from export_engine.storage import S3Storage
 from export_engine.settings import Settings, get_settings
+from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import func, select
 from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
@@ -20,6 +19,7 @@ from api.services.exports import (
     list_exports,
     signed_download,
 )
+from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
@@ -143,7 +143,7 @@ def delete_export(
 
 def _db_now(session: SessionDep) -> datetime:
     """Expiries are computed on the database's clock, the one every stored timestamp comes from."""
-    return session.scalar(select(func.now()))
+    return lifecycle.db_now(session)
 
 
 def _view(export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime) -> ExportView:
