@@ -42,7 +42,9 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     )
     app.state.settings = settings
     app.state.verifier = TokenVerifier(TokenPolicy.from_settings(settings))
-    app.state.catalog = load_catalog(settings.catalog_path, default_max_span_days=settings.export_max_span_days)
+    app.state.catalog = load_catalog(
+        settings.catalog_path, default_max_span_days=settings.export_max_span_days
+    )
     app.state.sessions = session_factory(settings.database_url)
     app.state.storage = S3Storage.from_settings(settings)
     app.state.launcher = launcher or DagsterRunLauncher(
@@ -51,7 +53,9 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         timeout_seconds=settings.dagster_submit_timeout_seconds,
         max_runtime_seconds=settings.export_max_runtime_seconds,
     )
-    app.state.metrics_registry = build_registry(app.state.sessions, cache_seconds=settings.metrics_cache_seconds)
+    app.state.metrics_registry = build_registry(
+        app.state.sessions, cache_seconds=settings.metrics_cache_seconds
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: a refused body is timed and logged too
     install_error_handlers(app)
@@ -91,7 +95,9 @@ async def _serve_internal_port(app: FastAPI) -> AsyncIterator[None]:
     while not server.started and thread.is_alive():
         await asyncio.sleep(0.05)
     if not server.started:
-        raise RuntimeError(f"could not serve INTERNAL_PORT={settings.internal_port} on {settings.internal_host}")
+        raise RuntimeError(
+            f"could not serve INTERNAL_PORT={settings.internal_port} on {settings.internal_host}"
+        )
     try:
         yield
     finally:

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     environment: str = Field(
         "production",
-        description="only `development` (set by `make run` and the tests) allows the published dev JWT secret",
+        description="only `development` (`make run`, the tests) accepts the published dev JWT secret",
     )
 
     # Databases
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         3660, ge=1, description="longest date range one export may cover; a dataset may set its own"
     )
     metrics_cache_seconds: float = Field(
-        15, ge=0, description="/metrics reads the export DB at most this often; /readyz checks as often"
+        15, ge=0, description="/metrics reads the export DB at most this often (0: every scrape)"
     )
     internal_port: int | None = Field(
         None, description="when set, /metrics and /readyz are served only on this port, not the public one"
@@ -141,7 +141,9 @@ class Settings(BaseSettings):
                     "JWT_PUBLIC_KEY and JWT_JWKS_URL need RS256 or ES256"
                 )
         elif bool(self.jwt_public_key) == bool(self.jwt_jwks_url):
-            raise ValueError(f"JWT_ALGORITHM={self.jwt_algorithm} needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL")
+            raise ValueError(
+                f"JWT_ALGORITHM={self.jwt_algorithm} needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL"
+            )
         return self
 
     def check_secrets(self) -> None:

@@ -39,7 +39,9 @@ def test_a_chunked_body_without_content_length_is_cut_off_at_the_limit(make_clie
             sent.append(1024)
             yield b"{" * 1024
 
-    response = client.post("/export", content=chunks(), headers={**auth(), "Content-Type": "application/json"})
+    response = client.post(
+        "/export", content=chunks(), headers={**auth(), "Content-Type": "application/json"}
+    )
     assert "content-length" not in {k.lower() for k in response.request.headers}
     assert response.request.headers["transfer-encoding"] == "chunked"
     assert response.status_code == 413

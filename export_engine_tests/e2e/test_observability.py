@@ -45,8 +45,8 @@ def test_metrics_follow_real_exports(api):
     assert after[("export_exports", (("status", "COMPLETED"),))] >= 2
     with psycopg2.connect(api.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FILTER (WHERE status = 'FAILED'), count(*) FILTER (WHERE reused_from_ref IS NULL) "
-            "FROM exports"
+            "SELECT count(*) FILTER (WHERE status = 'FAILED'), "
+            "count(*) FILTER (WHERE reused_from_ref IS NULL) FROM exports"
         )
         failed, ran = cur.fetchone()
     assert ran >= 1
