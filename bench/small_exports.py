@@ -277,6 +277,7 @@ def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
     while done < args.rss_exports:
         n = min(USERS, args.rss_exports - done)
         b = burst(stack, "celery", n)
+        _print(b)
         done += n
         for mark in marks:
             if marks[mark] is None and done >= mark:
