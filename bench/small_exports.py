@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import sys
 import tempfile
 import threading
@@ -58,6 +57,10 @@ class Burst:
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def _loadavg() -> str:
+    return Path("/proc/loadavg").read_text().strip()
 
 
 def _machine_busy_jiffies() -> int:
@@ -109,11 +112,12 @@ def _rss_mb(pids: list[int]) -> list[float]:
     out = []
     for pid in pids:
         try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    out.append(int(line.split()[1]) / 1024)
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
-            pass
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                out.append(int(line.split()[1]) / 1024)
     return out
 
 
@@ -144,7 +148,9 @@ def _body(i: int, month: int) -> tuple[str, dict]:
 
 
 def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
-    tokens = {f"demo-user-{u}": issue_token(f"demo-user-{u}", secret=DEV_JWT_SECRET) for u in range(1, USERS + 1)}
+    tokens = {
+        f"demo-user-{u}": issue_token(f"demo-user-{u}", secret=DEV_JWT_SECRET) for u in range(1, USERS + 1)
+    }
     month = next(_months)
     for _ in range(1, -(-n // USERS)):
         next(_months)
@@ -170,7 +176,7 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
     threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
-    load = open("/proc/loadavg").read().split()[:3]
+    load = _loadavg().split()[:3]
     machine0, stack0, self0 = _machine_busy_jiffies(), _stack_cpu_jiffies(sessions), os.times()
     started = time.monotonic()
     gate.wait()
@@ -221,7 +227,9 @@ def _print(b: Burst) -> None:
         f"| {b.all_done_s:.1f} | {b.statuses} | {b.load} |",
         flush=True,
     )
-    per_part = ", ".join(f"{k} {v / b.n:.2f}" for k, v in sorted(b.parts_cpu_s.items(), key=lambda kv: -kv[1]))
+    per_part = ", ".join(
+        f"{k} {v / b.n:.2f}" for k, v in sorted(b.parts_cpu_s.items(), key=lambda kv: -kv[1])
+    )
     print(f"|   {b.launcher}: stack CPU-s per export by part: {per_part} |", flush=True)
 
 
@@ -233,10 +241,14 @@ HEADER = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100, help="tiny exports posted at once (default 100)")
     parser.add_argument(
-        "--n-default", type=int, help="N for the per-process launcher (default --n; it is slow on a busy machine)"
+        "--n-default",
+        type=int,
+        help="N for the per-process launcher (default --n; it is slow on a busy machine)",
     )
     parser.add_argument("--rows", type=int, default=100_000, help="demo rows to seed (default 100,000)")
     parser.add_argument("--rss-exports", type=int, default=1000, help="worker RSS after this many (0: skip)")
@@ -246,10 +258,12 @@ def main() -> int:
     assert args.n <= 20 * USERS, "at most 20 distinct months per owner and phase"
 
     home = Path(tempfile.mkdtemp(prefix="bench-small-"))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "CELERY_"))}
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "CELERY_"))
+    }
     environ.update(OWNER_ACTIVE_EXPORT_LIMIT="1000", LOG_LEVEL="WARNING")
     stack = LocalStack(home, Ports.free(), environ=environ)
-    print(f"stack under {home}; machine: {os.cpu_count()} cores, load {open('/proc/loadavg').read().strip()}")
+    print(f"stack under {home}; machine: {os.cpu_count()} cores, load {_loadavg()}")
     results = []
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # stop the stack
     try:
@@ -286,7 +300,8 @@ def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
                 print(
                     f"worker RSS after {done} exports: parents {[round(x) for x in marks[mark][0]]} MB, "
                     f"pool processes {[round(x) for x in marks[mark][1]]} MB "
-                    f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, all done {b.all_done_s:.1f}s)",
+                    f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, "
+                    f"all done {b.all_done_s:.1f}s)",
                     flush=True,
                 )
 

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import func, select
 from fastapi.responses import RedirectResponse
+from sqlalchemy import func, select
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
