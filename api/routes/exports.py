@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import RedirectResponse
+from sqlalchemy import func, select
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
