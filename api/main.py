@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
+from api.openapi import install_openapi
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.routes import datasets, exports, health
 from export_engine.catalog import load_catalog
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     app.include_router(health.router)
     app.include_router(exports.router)
     app.include_router(datasets.router)
+    install_openapi(app)
     return app
 
 

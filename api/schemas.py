@@ -22,6 +22,10 @@ from export_engine.formats import COMPRESSIONS
 from export_engine.request import Filters
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What every format can hold: Excel's calendar starts in 1900, and the engine works with the day after
+# `date_to` (a half-open range), which must still be a date.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9999, 12, 30)
 
 
 def _iso_date(value: object) -> date:
@@ -29,9 +33,12 @@ def _iso_date(value: object) -> date:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError(f"must be a date written as YYYY-MM-DD, got {value!r}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not a real calendar date") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"{value!r} is out of range: dates run from {EARLIEST_DATE} to {LATEST_DATE}")
+    return day
 
 
 StrictDate = Annotated[date, BeforeValidator(_iso_date)]

@@ -38,6 +38,7 @@ class ExportConfig(dg.Config):
     compression: str | None = None
     columns: list[str] = Field(default_factory=list)  # empty: every catalog column
     filters: dict[str, Any] = Field(default_factory=dict)  # `Filters.canonical()`: sorted ids, text amounts
+    column_subset: bool = False  # names the file (`ExportSpec.download_filename`), not part of the key
 
     def spec(self) -> ExportSpec:
         return ExportSpec.from_canonical(self.model_dump(exclude={"reference_id"}))

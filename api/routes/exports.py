@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
+from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
 from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
@@ -17,7 +18,7 @@ from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 
 
 @router.post(
@@ -26,7 +27,8 @@ router = APIRouter(tags=["exports"])
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"}
+        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"},
+        **errors(401, 422, 503),
     },
 )
 def post_export(
@@ -60,7 +62,9 @@ def post_export(
     )
 
 
-@router.get("/export", response_model=ExportPage, response_model_exclude_none=True)
+@router.get(
+    "/export", response_model=ExportPage, response_model_exclude_none=True, responses=errors(401, 422, 503)
+)
 def list_my_exports(
     session: SessionDep,
     principal: PrincipalDep,
@@ -77,7 +81,12 @@ def list_my_exports(
     )
 
 
-@router.get("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+@router.get(
+    "/export/{reference_id}",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+)
 def read_export(
     reference_id: str,
     session: SessionDep,
@@ -93,7 +102,10 @@ def read_export(
     "/export/{reference_id}/download",
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
-    responses={302: {"description": "redirect to a freshly signed URL of the file"}},
+    responses={
+        302: {"description": "redirect to a freshly signed URL of the file"},
+        **errors(401, 404, 409, 410, 503),
+    },
 )
 def download_export(
     reference_id: str,
@@ -112,7 +124,12 @@ def download_export(
     return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+@router.delete(
+    "/export/{reference_id}",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 409, 503),
+)
 def delete_export(
     reference_id: str,
     session: SessionDep,

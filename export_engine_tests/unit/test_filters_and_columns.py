@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -333,3 +334,32 @@ def test_body_filters_become_canonical_filters():
     assert body.filters.to_filters() == Filters(
         account_ids=("a", "b"), status=("posted",), amount_min=Decimal("10.5")
     )
+
+
+def test_a_column_subset_or_a_filtered_export_is_named_apart_from_the_full_file():
+    dataset = CATALOG.get("transactions")
+
+    def named(**kwargs):
+        return ExportSpec.for_dataset(
+            dataset, owner="u", date_from=date(2024, 1, 1), date_to=date(2024, 12, 31), **kwargs
+        )
+
+    full = named()
+    every_column = named(columns=list(dataset.columns))
+    subset = named(columns=["txn_date", "amount"])
+    other_subset = named(columns=["amount", "txn_date"])
+    filtered = named(filters=Filters(status=("posted",)))
+    both = named(columns=["txn_date", "amount"], filters=Filters(status=("posted",)))
+    assert full.download_filename == every_column.download_filename
+    assert full.download_filename == "transactions_2024-01-01_2024-12-31.csv"
+    base = r"transactions_2024-01-01_2024-12-31"
+    assert re.fullmatch(base + r"_columns_[0-9a-f]{8}\.csv", subset.download_filename)
+    assert re.fullmatch(base + r"_filtered_[0-9a-f]{8}\.csv", filtered.download_filename)
+    assert re.fullmatch(base + r"_columns-filtered_[0-9a-f]{8}\.csv", both.download_filename)
+    assert subset.download_filename != other_subset.download_filename
+    # the name survives the export row and the run config; the dedup key ignores the flag
+    assert ExportSpec.from_canonical(subset.canonical()).download_filename == subset.download_filename
+    config = run_config_for("ref-1", both)["ops"]["export_op"]["config"]
+    assert ExportConfig(**config).spec() == both
+    assert full.dedup_key == every_column.dedup_key
+    assert "column_subset" not in full.canonical()
