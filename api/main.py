@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
-from api.openapi import install_openapi
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
+from api.openapi import install_openapi
 from api.routes import datasets, exports, health
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory

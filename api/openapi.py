@@ -46,9 +46,7 @@ _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def _document(app: FastAPI) -> dict[str, Any]:
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes
-    )
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():

@@ -27,7 +27,10 @@ router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"},
+        200: {
+            "model": ExportCreated,
+            "description": "reused a finished file or attached to a running export",
+        },
         **errors(401, 422, 503),
     },
 )
