@@ -14,6 +14,7 @@ from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.openapi import install_openapi
 from api.routes import datasets, exports, health
+from api.routes.stream import install_streams
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
 from export_engine.resources import S3StorageResource
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     app.add_middleware(RequestMetricsMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
+    install_streams(app, settings)  # before `exports`: /export/stream is not an export id
     app.include_router(exports.router)
     app.include_router(datasets.router)
     install_openapi(app)

@@ -44,7 +44,7 @@ def _iso_date(value: object) -> date:
 StrictDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
-FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx"]
+FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
 ExportStatusName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSEDED", "EXPIRED", "CANCELED"]
 Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 

@@ -104,6 +104,11 @@ class ExportSpec:
                 f"valid formats: {', '.join(dataset.formats)}"
             )
         output_format(format, compression)  # raises for an invalid combination
+        if format == "pdf" and columns is not None:
+            raise ExportRequestError(
+                "columns: a pdf statement has fixed columns (date, description, counterparty, category, "
+                "amount, balance); leave `columns` out"
+            )
         chosen = _checked_columns(dataset, columns)
         return cls(
             table_name=dataset.id,
