@@ -100,6 +100,7 @@ class _Statement(FPDF):
         self.set_creator("export engine")
         self.alias_nb_pages("{nb}")
         self.table_started = False
+        self._widths: dict[str, float] = {}
 
     def footer(self) -> None:
         self.set_y(-10)
@@ -122,13 +123,22 @@ class _Statement(FPDF):
             if self.table_started:
                 self.table_header()
 
+    def width_of(self, text: str) -> float:
+        """`get_string_width` in the table's font, remembered: amounts and descriptions repeat a lot."""
+        width = self._widths.get(text)
+        if width is None:
+            width = self._widths[text] = self.get_string_width(text)
+            if len(self._widths) > 50_000:
+                self._widths.clear()
+        return width
+
     def fitted(self, text: str, width: float) -> str:
         """The text on one line within `width` mm, shortened with an ellipsis when it does not fit."""
         text = " ".join(text.split())  # a newline inside a description stays on the row
         room = width - 2 * self.c_margin
-        if self.get_string_width(text) <= room:
+        if self.width_of(text) <= room:
             return text
-        while text and self.get_string_width(text + "…") > room:
+        while text and self.width_of(text + "…") > room:
             text = text[: max(len(text) - max(len(text) // 8, 1), 0)]
         return text + "…"
 
@@ -177,6 +187,7 @@ _AMOUNT_CELL = 4
 
 
 def _row(pdf: _Statement, row: dict[str, Any]) -> None:
+    """One table row with `text()`: ~6x cheaper than `cell()`, which lays out every cell as a line."""
     pdf.ensure_room(_ROW_HEIGHT)
     amount = row["amount"]
     cells = (
@@ -187,14 +198,22 @@ def _row(pdf: _Statement, row: dict[str, Any]) -> None:
         money(amount),
         money(row["balance_after"]),
     )
+    top = pdf.get_y()
+    baseline = top + _ROW_HEIGHT * 0.72
+    x = pdf.l_margin
     for n, ((_, width, align), text) in enumerate(zip(_TABLE, cells, strict=True)):
-        debit = n == _AMOUNT_CELL and amount is not None and amount < 0
-        if debit:
-            pdf.set_text_color(*_DEBIT_RGB)
-        pdf.cell(width, _ROW_HEIGHT, pdf.fitted(text, width) if align == "L" else text, align=align)
-        if debit:
-            pdf.set_text_color(0, 0, 0)
-    pdf.ln(_ROW_HEIGHT)
+        if text:
+            debit = n == _AMOUNT_CELL and amount is not None and amount < 0
+            if debit:
+                pdf.set_text_color(*_DEBIT_RGB)
+            if align == "R":
+                pdf.text(x + width - pdf.c_margin - pdf.width_of(text), baseline, text)
+            else:
+                pdf.text(x + pdf.c_margin, baseline, pdf.fitted(text, width))
+            if debit:
+                pdf.set_text_color(0, 0, 0)
+        x += width
+    pdf.set_y(top + _ROW_HEIGHT)
 
 
 def _summary(pdf: _Statement, totals: dict[str, _Totals], balances: _Balances) -> None:
