@@ -60,4 +60,3 @@ class SnapshotSource:
     def cancel(self) -> None:
         if self._conn is not None and not self._conn.closed:
             self._conn.cancel()
-

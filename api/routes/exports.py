@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
@@ -14,6 +14,7 @@ from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
 from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
+from api.services.streams import check_pdf_rows, spec_for
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource
@@ -36,6 +37,7 @@ router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 )
 def post_export(
     body: ExportRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
@@ -44,6 +46,9 @@ def post_export(
     catalog: CatalogDep,
     settings: SettingsDep,
 ) -> ExportCreated:
+    if body.format == "pdf":  # a statement has a row limit: refuse now, not with a FAILED export later
+        dataset, spec = spec_for(catalog, principal, body)
+        check_pdf_rows(dataset=dataset, spec=spec, source=request.app.state.source)
     today = datetime.now(ZoneInfo(settings.business_timezone)).date()
     result = create_export(
         session=session,

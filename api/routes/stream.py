@@ -21,8 +21,8 @@ from export_engine.settings import Settings
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 
-_FILE_TYPES = {spec.content_type: {"schema": {"type": "string", "format": "binary"}} for spec in FORMATS.values()}
-_FILE_TYPES["application/gzip"] = {"schema": {"type": "string", "format": "binary"}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_FILE_TYPES = {spec.content_type: _BINARY for spec in FORMATS.values()} | {"application/gzip": _BINARY}
 
 
 def get_source(request: Request) -> SourceDatabaseResource:

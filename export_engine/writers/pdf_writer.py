@@ -14,6 +14,7 @@ The rows come as Arrow batches, like XLSX, counted first in the same snapshot.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from psycopg2 import sql
 
     from export_engine.formats import RowSource
+
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs every glyph of every subset at INFO
 
 STATEMENT_COLUMNS = ("txn_date", "description", "counterparty", "category", "amount", "balance_after")
 REQUIRED_COLUMNS = (*STATEMENT_COLUMNS, "account_id", "currency")
@@ -252,7 +255,7 @@ def _summary(pdf: _Statement, totals: dict[str, _Totals], balances: _Balances) -
         pdf.cell(
             0,
             5,
-            "Balances are kept per account: filter by one account for its opening and closing balance.",
+            "Opening and closing balances are shown for a statement of one account in one currency.",
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
         )
@@ -276,7 +279,8 @@ def write_pdf(
         missing = [c for c in REQUIRED_COLUMNS if c not in rows.reader.schema.names]
         if missing:
             raise ExportPermanentError(f"a pdf statement needs the columns {', '.join(missing)}")
-        pdf = _Statement(f"Account statement {_day(params.get('date_from'))} to {_day(params.get('date_to'))}")
+        period = f"{_day(params.get('date_from'))} to {_day(params.get('date_to'))}"
+        pdf = _Statement(f"Account statement {period}")
         pdf.add_page()
         _heading(pdf, params, generated or datetime.now(UTC))
         pdf.table_header()

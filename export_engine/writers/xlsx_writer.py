@@ -31,7 +31,6 @@ from export_engine.writers import MAX_DATA_ROWS_PER_SHEET
 from export_engine.writers.arrow_types import (
     conform,
     is_numeric_field,
-    is_temporal,
     numeric_decimal,
     xlsx_schema,
 )

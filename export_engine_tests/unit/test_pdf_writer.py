@@ -103,7 +103,7 @@ def test_several_accounts_get_totals_but_no_single_balance():
     sink = io.BytesIO()
     write_pdf(_Source(rows), None, PARAMS, sink)
     text = "\n".join(_text(sink.getvalue())[0])
-    assert "Opening balance" not in text and "filter by one account" in text
+    assert "Opening balance" not in text and "one account in one currency" in text
 
 
 def test_an_empty_statement_says_so():
