@@ -4,7 +4,8 @@ Routes declare their error statuses with `errors(...)` (so the declaration sits 
 raises them), and the authenticated routers carry `bearer` (a no-op dependency that only puts the
 scheme into the document; `api.deps.get_principal` does the checking and words the 401s).
 `install_openapi` then replaces FastAPI's default 422 body, which the gateway never sends, with
-`ErrorBody`, and documents `/metrics` as the Prometheus text it is.
+`ErrorBody`, documents `/metrics` as the Prometheus text it is, and lists the catalog's datasets as
+the values `table_name` takes.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _document(app: FastAPI) -> dict[str, Any]:
                 }
     for name in _VALIDATION_SCHEMAS:
         components.pop(name, None)
+    catalog = getattr(app.state, "catalog", None)
+    request_body = components.get("ExportRequest", {}).get("properties", {})
+    if catalog is not None and "table_name" in request_body:
+        request_body["table_name"]["enum"] = catalog.names  # the datasets this gateway serves
     return schema
 
 

@@ -13,7 +13,6 @@ import io
 import re
 import uuid
 from datetime import date
-from decimal import Decimal
 
 import openpyxl
 import psycopg2

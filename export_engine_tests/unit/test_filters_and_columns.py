@@ -57,8 +57,10 @@ def test_shipped_catalog_has_the_three_datasets():
     assert list(TRANSACTIONS.filters) == ["account_ids", "tag_ids", "status", "amount_min", "amount_max"]
     assert TRANSACTIONS.filters["status"].values == ("posted", "pending", "reversed")
     assert CATALOG.get("monthly_trends").filters == {}
+    assert TRANSACTIONS.formats == ("csv", "parquet", "jsonl", "json", "xlsx", "pdf")  # statements
     for name in CATALOG.names:
-        assert CATALOG.get(name).formats == ("csv", "parquet", "jsonl", "json", "xlsx")
+        if name != "transactions":
+            assert CATALOG.get(name).formats == ("csv", "parquet", "jsonl", "json", "xlsx")
         assert CATALOG.get(name).owner_column == "user_id"
 
 
@@ -69,8 +71,8 @@ def test_shipped_catalog_has_the_three_datasets():
         ("    filters: {account_ids: nope}\n", "names column 'nope' it does not list"),
         ("    filters: {account_ids: o}\n", "filter 'account_ids' may not target the owner column"),
         (
-            "    formats: [csv, pdf]\n",
-            "lists unknown formats ['pdf']; known: csv, parquet, jsonl, json, xlsx",
+            "    formats: [csv, docx]\n",
+            "lists unknown formats ['docx']; known: csv, parquet, jsonl, json, xlsx, pdf",
         ),
     ],
 )
@@ -88,7 +90,7 @@ def test_dataset_view_lists_columns_filters_and_formats():
     view = DatasetView.from_dataset(TRANSACTIONS).model_dump()
     assert view["columns"][5] == {"name": "amount", "type": "numeric(14,2)"}
     assert view["filters"][1] == {"name": "tag_ids", "column": "tag_ids", "kind": "any_of", "values": None}
-    assert view["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx"]
+    assert view["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
     assert view["compressions"] == {"gzip": ["csv", "jsonl", "json"]}
 
 
@@ -316,7 +318,11 @@ BASE = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "202
         ),
         ({"filters": {"amount_min": "NaN"}}, ("filters", "amount_min"), "Input should be a finite number"),
         ({"compression": "zip"}, ("compression",), "Input should be 'gzip'"),
-        ({"format": "pdf"}, ("format",), "Input should be 'csv', 'parquet', 'jsonl', 'json' or 'xlsx'"),
+        (
+            {"format": "docx"},
+            ("format",),
+            "Input should be 'csv', 'parquet', 'jsonl', 'json', 'xlsx' or 'pdf'",
+        ),
     ],
 )
 def test_malformed_bodies_are_refused_by_the_schema(change, field, message):

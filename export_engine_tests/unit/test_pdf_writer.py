@@ -76,7 +76,7 @@ def test_a_statement_lists_every_row_with_totals_balances_and_page_numbers():
     sink = io.BytesIO()
     generated = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
     assert write_pdf(_Source(rows, batch=70), None, PARAMS, sink, generated=generated) == 300
-    pages, reader = _text(sink.getvalue())
+    pages, _ = _text(sink.getvalue())
     assert len(pages) > 3
     for n, page in enumerate(pages, start=1):
         assert f"Page {n} of {len(pages)}" in page

@@ -154,8 +154,8 @@ def test_every_output_has_its_extension_and_content_type(fmt, compression, exten
     assert (output.extension, output.content_type) == (extension, content_type)
 
 
-def test_registry_lists_the_five_formats_and_gzip_for_the_text_ones():
-    assert list(FORMATS) == ["csv", "parquet", "jsonl", "json", "xlsx"]
+def test_registry_lists_the_six_formats_and_gzip_for_the_text_ones():
+    assert list(FORMATS) == ["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
     assert {name: list(by_format) for name, by_format in COMPRESSIONS.items()} == {
         "gzip": ["csv", "jsonl", "json"]
     }
@@ -170,7 +170,7 @@ def test_registry_lists_the_five_formats_and_gzip_for_the_text_ones():
             "compression: 'gzip' is only available with format 'csv', 'jsonl' or 'json', not 'parquet'",
         ),
         ("csv", "zip", "compression: unknown compression 'zip'; valid: gzip"),
-        ("exe", None, "format: unknown format 'exe'; valid formats: csv, parquet, jsonl, json, xlsx"),
+        ("exe", None, "format: unknown format 'exe'; valid formats: csv, parquet, jsonl, json, xlsx, pdf"),
     ],
 )
 def test_impossible_outputs_are_refused_with_the_valid_choices(fmt, compression, message):
