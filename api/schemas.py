@@ -49,6 +49,13 @@ ExportStatusName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSE
 Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
 
+FORMAT_ALIASES = {"excel": "xlsx"}  # seeds 002 and 004 call it excel
+
+
+def _format_alias(value: object) -> object:
+    return FORMAT_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
 def _one_or_more(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
@@ -100,7 +107,9 @@ class ExportRequest(BaseModel):
     date_from: StrictDate
     date_to: StrictDate
     force_refresh: bool = Field(False, strict=True)
-    format: FormatName = "csv"
+    format: Annotated[FormatName, BeforeValidator(_format_alias)] = Field(
+        "csv", description="`excel` is accepted for xlsx; pdf: a printable statement, transactions only"
+    )
     compression: Literal["gzip"] | None = Field(None, description="gzip: with format csv, jsonl or json")
     columns: list[Value] | None = Field(None, max_length=200, description="a subset, in order; default all")
     filters: ExportFilters = Field(default_factory=ExportFilters)
@@ -117,6 +126,7 @@ class ExportCreated(BaseModel):
     status: str
     created_at: datetime
     reused_from_ref: str | None = None
+    status_url: str | None = Field(None, description="where to poll the export (also the `Location` header)")
 
 
 class ExportView(BaseModel):

@@ -62,11 +62,14 @@ def post_export(
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     export = result.export
+    status_url = f"/export/{export.reference_id}"
+    response.headers["Location"] = status_url
     return ExportCreated(
         reference_id=export.reference_id,
         status=export.status,
         created_at=export.created_at,
         reused_from_ref=export.reused_from_ref,
+        status_url=status_url,
     )
 
 
@@ -94,6 +97,14 @@ def list_my_exports(
     response_model=ExportView,
     response_model_exclude_none=True,
     responses=errors(401, 404, 503),
+)
+@router.get(
+    "/export/{reference_id}/status",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+    summary="Read Export (alias)",
+    description="The same answer as `GET /export/{reference_id}` (the path seeds 003 and 004 poll).",
 )
 def read_export(
     reference_id: str,

@@ -216,3 +216,18 @@ def test_the_gateway_conforms_to_its_document(app):
         conforms()
         checked.append(f"{operation.method.upper()} {operation.path}")
     assert "POST /export/stream" in checked and "POST /export" in checked and len(checked) >= 8
+
+
+def test_the_cheap_aliases_of_the_original_requirements(client):
+    created = client.post(
+        "/export", json={**BODY, "format": "excel", "force_refresh": True}, headers=_headers()
+    )
+    assert created.status_code == 202, created.text
+    reference_id = created.json()["reference_id"]
+    assert created.headers["location"] == created.json()["status_url"] == f"/export/{reference_id}"
+    polled = client.get(f"/export/{reference_id}/status", headers=_headers())
+    assert polled.status_code == 200
+    assert polled.json() == client.get(f"/export/{reference_id}", headers=_headers()).json()
+    assert polled.json()["format"] == "xlsx"
+    streamed = client.post("/export/stream", json={**BODY, "format": "excel"}, headers=_headers())
+    assert streamed.status_code == 200 and streamed.headers["content-disposition"].endswith('.xlsx"')
