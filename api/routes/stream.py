@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter
 from starlette.responses import StreamingResponse
@@ -37,15 +38,21 @@ class StreamSlots:
 
     def __init__(self, limit: int) -> None:
         self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
         self.limit = limit
+        self.in_use = 0
 
     def acquire(self) -> None:
         if not self._slots.acquire(blocking=False):
             raise TooManyStreams(
                 f"all {self.limit} synchronous export streams are busy; retry shortly, or POST /export"
             )
+        with self._lock:
+            self.in_use += 1
 
     def release(self) -> None:
+        with self._lock:
+            self.in_use -= 1
         self._slots.release()
 
 
@@ -102,7 +109,8 @@ class _FileResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._stream_body.aclose()
+            with anyio.CancelScope(shield=True):
+                await self._stream_body.aclose()
             self._stream.close()  # when the body never started (its own `finally` closes it otherwise)
             self._release()
 

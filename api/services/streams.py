@@ -126,7 +126,8 @@ class PreparedStream:
             stop.set()
             if worker.is_alive():
                 self._snapshot.cancel()  # the client went away: stop the query, not only the writer
-            await anyio.to_thread.run_sync(worker.join)
+            with anyio.CancelScope(shield=True):  # a disconnect cancels this task: clean up regardless
+                await anyio.to_thread.run_sync(worker.join)
             self.close()
             self.on_finish(outcome, written[0] if written else 0)
 
