@@ -128,7 +128,7 @@ class ExportSpec:
         return output_format(self.format, self.compression)
 
     def canonical(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "table_name": self.table_name,
             "date_from": self.date_from.isoformat(),
             "date_to": self.date_to.isoformat(),

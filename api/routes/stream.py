@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 import anyio
@@ -93,7 +94,7 @@ class _FileResponse(StreamingResponse):
 
     def __init__(self, stream: PreparedStream, release: Any) -> None:
         self._stream = stream
-        self._stream_body = stream.body()
+        self._stream_body: AsyncGenerator[bytes, None] = stream.body()
         self._release = release
         super().__init__(
             self._stream_body,

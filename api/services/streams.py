@@ -20,7 +20,7 @@ import io
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +101,7 @@ class PreparedStream:
     def close(self) -> None:
         self._snapshot.__exit__(None, None, None)
 
-    async def body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncGenerator[bytes, None]:
         chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_QUEUED_CHUNKS)
         stop = threading.Event()
         written: list[int] = []

@@ -241,16 +241,16 @@ def _summary(pdf: _Statement, totals: dict[str, _Totals], balances: _Balances) -
             money(total.credits),
             money(total.debits + total.credits),
         )
-        for value, width in zip(values, widths, strict=True):
-            pdf.cell(width, 5, value, align="L" if value is values[0] else "R")
+        for n, (text, width) in enumerate(zip(values, widths, strict=True)):
+            pdf.cell(width, 5, text, align="L" if n == 0 else "R")
         pdf.ln(5)
     pdf.ln(2)
     if len(balances.accounts) == 1 and len(totals) == 1:
-        for label, value in (("Opening balance", balances.opening), ("Closing balance", balances.closing)):
+        for label, balance in (("Opening balance", balances.opening), ("Closing balance", balances.closing)):
             pdf.set_font(_FONT, "B", 8)
             pdf.cell(52, 5, label)
             pdf.set_font(_FONT, "", 8)
-            pdf.cell(36, 5, money(value), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.cell(36, 5, money(balance), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     elif balances.accounts:
         pdf.cell(
             0,
