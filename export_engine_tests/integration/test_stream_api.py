@@ -248,3 +248,21 @@ def test_stream_needs_a_token_and_counts_in_the_metrics(client):
     metrics = client.get("/metrics").text
     assert 'export_stream_requests_total{format="jsonl",outcome="completed"}' in metrics
     assert 'export_stream_rows_total{format="jsonl"}' in metrics
+
+
+def test_the_asynchronous_export_writes_the_same_statement(client, catalog, source, storage):
+    """`POST /export` with pdf runs the same writer in the Dagster op (`run_export`); only the time differs."""
+    body = {**BODY, "format": "pdf", "filters": {"account_ids": ["acct-3-2"]}}
+    streamed = client.post("/export/stream", json=body, headers=_headers())
+    assert streamed.status_code == 200, streamed.text
+    spec = _spec(catalog, **body)
+    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage)
+    stored = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)
+    assert stored["ContentType"] == "application/pdf" and result.s3_key.endswith(".pdf")
+
+    def text(body: bytes) -> list[str]:
+        pages = [page.extract_text() for page in PdfReader(io.BytesIO(body)).pages]
+        return [line for page in pages for line in page.splitlines() if not line.startswith("Generated")]
+
+    assert text(stored["Body"].read()) == text(streamed.content)
+    assert result.row_count == int(streamed.headers["x-export-rows"]) > 50
