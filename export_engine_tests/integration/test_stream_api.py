@@ -251,7 +251,7 @@ def test_stream_needs_a_token_and_counts_in_the_metrics(client):
 
 
 def test_the_asynchronous_export_writes_the_same_statement(client, catalog, source, storage):
-    """`POST /export` with pdf runs the same writer in the Dagster op (`run_export`); only the time differs."""
+    """`POST /export` with pdf runs the same writer in the op (`run_export`); only the time differs."""
     body = {**BODY, "format": "pdf", "filters": {"account_ids": ["acct-3-2"]}}
     streamed = client.post("/export/stream", json=body, headers=_headers())
     assert streamed.status_code == 200, streamed.text
