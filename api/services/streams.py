@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import psycopg2
 
-from api.errors import DatasetUnknown, InvalidRequest, TooManyRows
+from api.errors import DatasetUnknown, InvalidRequest, ServiceUnavailable, TooManyRows
 from api.schemas import ExportRequest
 from api.security import Principal
 from export_engine.catalog import Catalog, Dataset
@@ -67,13 +68,30 @@ def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> 
     return dataset, spec
 
 
+def _open_snapshot(source: SourceDatabaseResource) -> SnapshotSource:
+    try:
+        return SnapshotSource(source).__enter__()
+    except psycopg2.OperationalError as exc:
+        raise ServiceUnavailable("the source database is unavailable; retry in a few seconds") from exc
+
+
+def _count(snapshot: SnapshotSource, select: Any, params: dict[str, Any], limit: int) -> int:
+    try:
+        return snapshot.count(select, params, limit=limit)
+    except psycopg2.OperationalError as exc:
+        raise ServiceUnavailable("the source database is unavailable; retry in a few seconds") from exc
+
+
 def check_pdf_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabaseResource) -> None:
     """A PDF statement holds at most `PDF_MAX_ROWS` rows: refuse a larger one before it is queued."""
     if spec.format != "pdf":
         return
     select, params = select_query(dataset, spec)
-    with SnapshotSource(source) as snapshot:
-        rows = snapshot.count(select, params, limit=PDF_MAX_ROWS)
+    snapshot = _open_snapshot(source)
+    try:
+        rows = _count(snapshot, select, params, PDF_MAX_ROWS)
+    finally:
+        snapshot.__exit__(None, None, None)
     if rows > PDF_MAX_ROWS:
         raise InvalidRequest(
             f"format: a pdf statement holds at most {PDF_MAX_ROWS:,} rows and this one has more; "
@@ -194,10 +212,10 @@ def prepare_stream(
     """Validate, open the snapshot and count; raises before anything is sent when the answer is refused."""
     dataset, spec = spec_for(catalog, principal, request)
     select, params = select_query(dataset, spec)
-    snapshot = SnapshotSource(source).__enter__()
+    snapshot = _open_snapshot(source)
     try:
         limit = min(max_rows, PDF_MAX_ROWS) if spec.format == "pdf" else max_rows
-        rows = snapshot.count(select, params, limit=limit)
+        rows = _count(snapshot, select, params, limit)
         if rows > limit:
             if spec.format == "pdf" and limit == PDF_MAX_ROWS:
                 raise InvalidRequest(

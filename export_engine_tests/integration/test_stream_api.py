@@ -24,6 +24,7 @@ from api.main import create_app
 from api.security import issue_token
 from api.services import streams
 from export_engine.engine import run_export
+from export_engine.local_stack.processes import free_port
 from export_engine.request import ExportSpec, Filters
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests.helpers import expected_csv
@@ -266,3 +267,18 @@ def test_the_asynchronous_export_writes_the_same_statement(client, catalog, sour
 
     assert text(stored["Body"].read()) == text(streamed.content)
     assert result.row_count == int(streamed.headers["x-export-rows"]) > 50
+
+
+def test_a_source_that_is_down_is_503_before_any_byte(settings):
+    down = settings.model_copy(
+        update={"source_database_url": f"postgresql://nobody@127.0.0.1:{free_port()}/transactions"}
+    )
+    with TestClient(create_app(down, launcher=_NoDagster())) as client:
+        for path, body in (("/export/stream", BODY), ("/export", {**BODY, "format": "pdf"})):
+            response = client.post(path, json=body, headers=_headers())
+            assert response.status_code == 503, response.text
+            assert response.json() == {
+                "detail": "the source database is unavailable; retry in a few seconds",
+                "errors": [],
+            }
+        assert client.app.state.stream_slots.in_use == 0
