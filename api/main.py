@@ -18,8 +18,10 @@ from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
+from api.openapi import install_openapi
 from api.routes import datasets, exports, health
 from api.security import TokenPolicy, TokenVerifier
+from api.routes.stream import install_streams
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
 from export_engine.settings import Settings, get_settings
@@ -67,8 +69,10 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         internal.state = app.state  # the same sessions, storage, registry and readiness cache
         internal.include_router(health.internal_router)
         app.state.internal_app = internal
+    install_streams(app, settings)  # before `exports`: /export/stream is not an export id
     app.include_router(exports.router)
     app.include_router(datasets.router)
+    install_openapi(app)
     return app
 
 

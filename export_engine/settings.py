@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
     dagster_submit_timeout_seconds: float = 10.0
+    stream_max_rows: int = Field(
+        10_000, ge=1, le=1_000_000, description="the most rows `POST /export/stream` answers synchronously"
+    )
+    stream_max_concurrent: int = Field(
+        4, ge=1, le=64, description="synchronous streams at once per gateway; one more is a 429"
+    )
     export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
     retention_hours: int = Field(24, gt=0, description="finished files are deleted after this long")
     heartbeat_timeout_seconds: int = Field(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
+from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
 from api.services.exports import (
@@ -21,11 +22,12 @@ from api.services.exports import (
     signed_download,
 )
 from export_engine.db import lifecycle
+from api.services.streams import check_pdf_rows, spec_for
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 
 
 @router.post(
@@ -34,7 +36,11 @@ router = APIRouter(tags=["exports"])
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"},
+        200: {
+            "model": ExportCreated,
+            "description": "reused a finished file or attached to a running export",
+        },
+        **errors(401, 422, 503),
         429: {
             "description": "the owner already has OWNER_ACTIVE_EXPORT_LIMIT exports PENDING or RUNNING; "
             "retry after `Retry-After` seconds",
@@ -44,6 +50,7 @@ router = APIRouter(tags=["exports"])
 )
 def post_export(
     body: ExportRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
@@ -52,6 +59,9 @@ def post_export(
     catalog: CatalogDep,
     settings: SettingsDep,
 ) -> ExportCreated:
+    if body.format == "pdf":  # a statement has a row limit: refuse now, not with a FAILED export later
+        dataset, spec = spec_for(catalog, principal, body)
+        check_pdf_rows(dataset=dataset, spec=spec, source=request.app.state.source)
     result = create_export(
         session=session,
         principal=principal,
@@ -65,15 +75,20 @@ def post_export(
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     export = result.export
+    status_url = f"/export/{export.reference_id}"
+    response.headers["Location"] = status_url
     return ExportCreated(
         reference_id=export.reference_id,
         status=export.status,
         created_at=export.created_at,
         reused_from_ref=export.reused_from_ref,
+        status_url=status_url,
     )
 
 
-@router.get("/export", response_model=ExportPage, response_model_exclude_none=True)
+@router.get(
+    "/export", response_model=ExportPage, response_model_exclude_none=True, responses=errors(401, 422, 503)
+)
 def list_my_exports(
     session: SessionDep,
     principal: PrincipalDep,
@@ -91,7 +106,20 @@ def list_my_exports(
     )
 
 
-@router.get("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+@router.get(
+    "/export/{reference_id}",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+)
+@router.get(
+    "/export/{reference_id}/status",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+    summary="Read Export (alias)",
+    description="The same answer as `GET /export/{reference_id}` (the path seeds 003 and 004 poll).",
+)
 def read_export(
     reference_id: str,
     session: SessionDep,
@@ -107,7 +135,10 @@ def read_export(
     "/export/{reference_id}/download",
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
-    responses={302: {"description": "redirect to a freshly signed URL of the file"}},
+    responses={
+        302: {"description": "redirect to a freshly signed URL of the file"},
+        **errors(401, 404, 409, 410, 503),
+    },
 )
 def download_export(
     reference_id: str,
@@ -126,7 +157,12 @@ def download_export(
     return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+@router.delete(
+    "/export/{reference_id}",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 409, 503),
+)
 def delete_export(
     reference_id: str,
     session: SessionDep,

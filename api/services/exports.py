@@ -254,6 +254,10 @@ def download_location(
 ) -> str:
     """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
     export = get_export(session=session, principal=principal, reference_id=reference_id)
+    if export.status == ExportStatus.EXPIRED.value:
+        raise ExportFileGone(
+            f"the file of export {reference_id!r} was deleted (status EXPIRED); request the export again"
+        )
     if export.status != ExportStatus.COMPLETED.value:
         raise ExportNotReady(
             f"export {reference_id!r} is {export.status}; only a COMPLETED export has a file"
