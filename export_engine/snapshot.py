@@ -4,7 +4,7 @@ The synchronous stream (`POST /export/stream`) counts before it answers, so that
 row limit is refused before the first byte, and then streams in the same REPEATABLE READ READ ONLY
 transaction: the count and the COPY see the same rows. It implements the `RowSource` protocol, so
 the format writers of the asynchronous exports write the stream too (the same bytes for CSV and JSON).
-The Arrow formats (XLSX, PDF) read through `SourceDatabaseResource.arrow_batches`, which takes its
+The Arrow formats (XLSX, PDF) read through `SourceDatabaseMethods.arrow_batches`, which takes its
 own snapshot and counts in it again.
 """
 
@@ -17,7 +17,7 @@ from psycopg2 import extensions, sql
 
 if TYPE_CHECKING:
     from export_engine.formats import ArrowRows
-    from export_engine.resources import SourceDatabaseResource
+    from export_engine.source import SourceDatabaseMethods
 
 
 def bounded_count(select: sql.Composable, limit: int) -> sql.Composed:
@@ -28,7 +28,7 @@ def bounded_count(select: sql.Composable, limit: int) -> sql.Composed:
 class SnapshotSource:
     """Use as a context manager; `cancel()` (from any thread) stops the statement in flight."""
 
-    def __init__(self, source: SourceDatabaseResource) -> None:
+    def __init__(self, source: SourceDatabaseMethods) -> None:
         self._source = source
         self._stack = ExitStack()
         self._conn: Any = None

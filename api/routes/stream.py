@@ -18,7 +18,7 @@ from api.openapi import bearer, errors
 from api.schemas import ExportRequest
 from api.services.streams import PreparedStream, prepare_stream
 from export_engine.formats import FORMATS
-from export_engine.resources import SourceDatabaseResource
+from export_engine.source import SourceDatabase
 from export_engine.settings import Settings
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
@@ -27,11 +27,11 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _FILE_TYPES = {spec.content_type: _BINARY for spec in FORMATS.values()} | {"application/gzip": _BINARY}
 
 
-def get_source(request: Request) -> SourceDatabaseResource:
+def get_source(request: Request) -> SourceDatabase:
     return request.app.state.source
 
 
-SourceDep = Annotated[SourceDatabaseResource, Depends(get_source)]
+SourceDep = Annotated[SourceDatabase, Depends(get_source)]
 
 
 class StreamSlots:
@@ -83,7 +83,7 @@ class StreamMetrics:
 
 def install_streams(app: FastAPI, settings: Settings) -> None:
     """Mount `POST /export/stream` with its source, its slots and its counters."""
-    app.state.source = SourceDatabaseResource.from_settings(settings)
+    app.state.source = SourceDatabase.from_settings(settings)
     app.state.stream_slots = StreamSlots(settings.stream_max_concurrent)
     app.state.stream_metrics = StreamMetrics(app.state.metrics_registry)
     app.include_router(router)

@@ -34,7 +34,7 @@ from export_engine.catalog import Catalog, Dataset
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
-from export_engine.resources import SourceDatabaseResource
+from export_engine.source import SourceDatabase
 from export_engine.snapshot import SnapshotSource
 from export_engine.streaming import ProgressTap
 from export_engine.writers import PDF_MAX_ROWS
@@ -68,7 +68,7 @@ def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> 
     return dataset, spec
 
 
-def _open_snapshot(source: SourceDatabaseResource) -> SnapshotSource:
+def _open_snapshot(source: SourceDatabase) -> SnapshotSource:
     try:
         return SnapshotSource(source).__enter__()
     except psycopg2.OperationalError as exc:
@@ -82,7 +82,7 @@ def _count(snapshot: SnapshotSource, select: Any, params: dict[str, Any], limit:
         raise ServiceUnavailable("the source database is unavailable; retry in a few seconds") from exc
 
 
-def check_pdf_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabaseResource) -> None:
+def check_pdf_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabase) -> None:
     """A PDF statement holds at most `PDF_MAX_ROWS` rows: refuse a larger one before it is queued."""
     if spec.format != "pdf":
         return
@@ -206,7 +206,7 @@ def prepare_stream(
     principal: Principal,
     request: ExportRequest,
     catalog: Catalog,
-    source: SourceDatabaseResource,
+    source: SourceDatabase,
     max_rows: int,
 ) -> PreparedStream:
     """Validate, open the snapshot and count; raises before anything is sent when the answer is refused."""
