@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
+from api.source_lookups import fill_progress
 from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
@@ -80,13 +81,17 @@ def list_my_exports(
 @router.get("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
 def read_export(
     reference_id: str,
+    request: Request,
+    catalog: CatalogDep,
     session: SessionDep,
     principal: PrincipalDep,
     storage: StorageDep,
     settings: SettingsDep,
 ) -> ExportView:
     export = get_export(session=session, principal=principal, reference_id=reference_id)
-    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+    view = _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
+    fill_progress(view, export, catalog=catalog, lookups=request.app.state.source_lookups)
+    return view
 
 
 @router.get(
