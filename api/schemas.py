@@ -115,6 +115,8 @@ class ExportCreated(BaseModel):
     status: str
     created_at: datetime
     reused_from_ref: str | None = None
+    download_url: str | None = Field(None, description="a reused file: a freshly signed URL at once")
+    expires_at: datetime | None = None
 
 
 class ExportView(BaseModel):
@@ -132,9 +134,12 @@ class ExportView(BaseModel):
     completed_at: datetime | None = None
     rows_written: int | None = None
     rows_estimated: int | None = Field(
-        None, description="while PENDING/RUNNING: the rows the export is expected to write (GET one export only)"
+        None,
+        description="while PENDING/RUNNING: the rows the export is expected to write (GET one export only)",
     )
-    rows_estimated_exact: bool | None = Field(None, description="true: a count; false: the planner's estimate")
+    rows_estimated_exact: bool | None = Field(
+        None, description="true: a count; false: the planner's estimate"
+    )
     progress: int | None = Field(
         None, ge=0, le=100, description="percent: rows_written / rows_estimated, capped at 99 until COMPLETED"
     )

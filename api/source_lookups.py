@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOOKUP_TIMEOUT_MS = 2000
-EXACT_COUNT_MAX_ESTIMATE = 2_000_000  # above this the planner's estimate is the total: a count would cost seconds
+EXACT_COUNT_MAX_ESTIMATE = (
+    2_000_000  # above this the planner's estimate is the total: a count would cost seconds
+)
 
 
 class SourceLookupFailed(Exception):
@@ -74,7 +76,7 @@ class SourceLookups:
     def filter_values(
         self, dataset: Dataset, filter_name: str, *, owner: str, search: str = "", limit: int = 100
     ) -> tuple[list[str], bool]:
-        """Up to `limit` distinct values of the filter's column among the owner's rows; (values, truncated)."""
+        """Up to `limit` distinct values of the filter's column in the owner's rows: (values, truncated)."""
         dataset_filter = dataset.filters[filter_name]
         if dataset_filter.values:
             matching = [v for v in dataset_filter.values if search.lower() in v.lower()]

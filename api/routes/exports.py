@@ -12,8 +12,8 @@ from fastapi.responses import RedirectResponse
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
-from api.source_lookups import fill_progress
 from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
+from api.source_lookups import fill_progress
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource
@@ -53,11 +53,14 @@ def post_export(
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     export = result.export
+    signed = signed_download(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds)
     return ExportCreated(
         reference_id=export.reference_id,
         status=export.status,
         created_at=export.created_at,
         reused_from_ref=export.reused_from_ref,
+        download_url=signed[0] if signed else None,
+        expires_at=signed[1] if signed else None,
     )
 
 

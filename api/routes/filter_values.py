@@ -55,5 +55,7 @@ def list_filter_values(
             dataset, filter_name, owner=principal.subject, search=q, limit=limit
         )
     except SourceLookupFailed as exc:
-        raise ServiceUnavailable(f"the source database could not list the values; retry later ({exc})") from exc
+        raise ServiceUnavailable(
+            f"the source database could not list the values; retry later ({exc})"
+        ) from exc
     return FilterValues(dataset=dataset_id, filter=filter_name, values=values, truncated=truncated)

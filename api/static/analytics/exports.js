@@ -66,7 +66,7 @@ function row(item) {
     { "data-reference-id": item.reference_id },
     cell("Created", formatDateTime(item.created_at)),
     cell("Dataset", datasetNames[item.table_name] || item.table_name),
-    cell("Range", `${item.date_from} – ${item.date_to}`),
+    cell("Range", [h("span", { class: "nowrap" }, item.date_from), " – ", h("span", { class: "nowrap" }, item.date_to)]),
     cell("Format", formatLabel(item.format, item.compression)),
     cell(
       "Status",
