@@ -1,10 +1,12 @@
-"""Small read-only look-ups in the source (transactions) DB for the web page.
+"""Small read-only look-ups in the source (transactions) DB for the web page and the export request.
 
 - `filter_values`: the caller's own account ids or tag ids, to fill the Export modal's pick-lists
   (bounded and searchable; the owner condition is always there, as in the export query).
 - `estimate_rows`: the number of rows an export will write, for an honest progress bar. An exact
   `count(*)` when the planner expects a modest number of rows, the planner's estimate otherwise;
   computed once per export and process, under a short statement timeout.
+- `unknown_values`: account or tag ids in a request that the owner does not have, so a typo is a
+  422 naming them instead of an empty file.
 
 Identifiers come from the catalog (`sql.Identifier`), values are bound; sessions are read-only
 (`SourceDatabaseResource`).
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psycopg2
+from fastapi.exceptions import RequestValidationError
 from psycopg2 import sql
 
 from export_engine.catalog import Catalog, Dataset
@@ -28,7 +31,7 @@ from export_engine.request import ExportSpec
 from export_engine.resources import SourceDatabaseResource
 
 if TYPE_CHECKING:
-    from api.schemas import ExportView
+    from api.schemas import ExportRequest, ExportView
     from export_engine.db.models import Export
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,38 @@ class SourceLookups:
         values = [row[0] for row in rows]
         return values[:limit], len(values) > limit
 
+    def unknown_values(
+        self, dataset: Dataset, filter_name: str, *, owner: str, values: list[str]
+    ) -> list[str]:
+        """The `values` none of the owner's rows has in the filter's column (one scan of the owner's rows).
+
+        Catalog-listed values are checked elsewhere; a look-up that fails or times out returns [] (the
+        export then simply matches nothing for those values, as before this check existed).
+        """
+        dataset_filter = dataset.filters[filter_name]
+        column = sql.Identifier(dataset_filter.column)
+        if dataset.is_array(dataset_filter.column):
+            found = sql.SQL(
+                "SELECT DISTINCT v.value FROM {table} CROSS JOIN LATERAL unnest({column}) AS v(value)"
+                " WHERE {owner} = %(owner)s AND {column} && %(values)s AND v.value = ANY(%(values)s)"
+            )
+        else:
+            found = sql.SQL(
+                "SELECT DISTINCT {column}::text FROM {table} WHERE {owner} = %(owner)s"
+                " AND {column}::text = ANY(%(values)s)"
+            )
+        statement = found.format(
+            table=sql.Identifier(*dataset.table.split(".")),
+            column=column,
+            owner=sql.Identifier(dataset.owner_column),
+        )
+        try:
+            present = {row[0] for row in self._fetch(statement, {"owner": owner, "values": list(values)})}
+        except SourceLookupFailed as exc:
+            log.warning("could not check %s values against the owner's rows: %s", filter_name, exc)
+            return []
+        return sorted(set(values) - present)
+
     def estimate_rows(self, reference_id: str, dataset: Dataset, spec: ExportSpec) -> RowEstimate | None:
         """The export's expected row count (cached per export); None when it cannot be had cheaply."""
         with self._lock:
@@ -155,3 +190,34 @@ def fill_progress(view: ExportView, export: Export, *, catalog: Catalog, lookups
     if estimate is not None:
         view.rows_estimated, view.rows_estimated_exact = estimate.rows, estimate.exact
     view.progress = progress_percent(status=export.status, rows_written=view.rows_written, estimate=estimate)
+
+
+OWNED_VALUE_NOUNS = {"account_ids": "accounts", "tag_ids": "tags"}
+
+
+def check_owned_values(
+    request: ExportRequest, *, owner: str, catalog: Catalog, lookups: SourceLookups
+) -> None:
+    """Account and tag ids the owner does not have are a 422 naming them (they would export nothing)."""
+    try:
+        dataset = catalog.get(request.table_name)
+    except CatalogError:
+        return  # the service answers the unknown dataset
+    problems = []
+    for name, noun in OWNED_VALUE_NOUNS.items():
+        values = getattr(request.filters, name)
+        dataset_filter = dataset.filters.get(name)
+        if not values or dataset_filter is None or dataset_filter.values:
+            continue
+        unknown = lookups.unknown_values(dataset, name, owner=owner, values=values)
+        if unknown:
+            problems.append(
+                {
+                    "type": "value_error",
+                    "loc": ("body", "filters", name),
+                    "msg": f"not among your {noun} in {dataset.id}: {', '.join(unknown)}",
+                    "input": values,
+                }
+            )
+    if problems:
+        raise RequestValidationError(problems)

@@ -13,7 +13,7 @@ from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, Settings
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
 from api.services.exports import create_export, download_location, get_export, list_exports, signed_download
-from api.source_lookups import fill_progress
+from api.source_lookups import check_owned_values, fill_progress
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource
@@ -32,6 +32,7 @@ router = APIRouter(tags=["exports"])
 )
 def post_export(
     body: ExportRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
@@ -41,6 +42,9 @@ def post_export(
     settings: SettingsDep,
 ) -> ExportCreated:
     today = datetime.now(ZoneInfo(settings.business_timezone)).date()
+    check_owned_values(
+        body, owner=principal.subject, catalog=catalog, lookups=request.app.state.source_lookups
+    )
     result = create_export(
         session=session,
         principal=principal,

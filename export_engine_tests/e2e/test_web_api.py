@@ -52,6 +52,52 @@ def test_filter_values_need_a_token(api):
     assert response.json()["detail"] == "missing bearer token: send 'Authorization: Bearer <JWT>'"
 
 
+@pytest.mark.parametrize(
+    ("table_name", "filters", "field", "message"),
+    [
+        (
+            "transactions",
+            {"account_ids": ["acct-72-1", "nope", "acct-9-1"]},
+            "filters.account_ids",
+            "not among your accounts in transactions: acct-9-1, nope",
+        ),
+        (
+            "transactions",
+            {"tag_ids": ["tag-1", "tag-999"]},
+            "filters.tag_ids",
+            "not among your tags in transactions: tag-999",
+        ),
+        (
+            "daily_spending_by_tag",
+            {"tag_ids": ["tag-2", "TAG-2"]},
+            "filters.tag_ids",
+            "not among your tags in daily_spending_by_tag: TAG-2",
+        ),
+    ],
+)
+def test_ids_the_owner_does_not_have_are_422(api, table_name, filters, field, message):
+    before = api.export_count()
+    response = api.post(
+        "demo-user-72", table_name=table_name, date_from="2023-01-01", date_to="2023-01-31", filters=filters
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == f"{field}: {message}"
+    assert response.json()["errors"] == [{"field": field, "message": message}]
+    assert api.export_count() == before
+
+
+def test_the_owners_own_ids_are_accepted(api):
+    response = api.post(
+        "demo-user-72",
+        table_name="transactions",
+        date_from="2023-01-01",
+        date_to="2023-01-31",
+        filters={"account_ids": ["acct-72-1"], "tag_ids": ["tag-1"]},
+    )
+    assert response.status_code == 202, response.text
+    api.wait("demo-user-72", response.json()["reference_id"])
+
+
 def test_completed_export_reports_full_progress(api):
     created = api.post(
         "demo-user-70", table_name="transactions", date_from="2022-01-01", date_to="2022-01-31"

@@ -72,6 +72,19 @@ def test_listed_values_come_from_the_catalog(catalog, lookups):
     )
 
 
+def test_unknown_values_are_the_ones_the_owner_lacks(stack, catalog, lookups):
+    dataset = catalog.get("transactions")
+    own = lookups.filter_values(dataset, "account_ids", owner="demo-user-7")[0]
+    asked = [*own, "acct-8-1", "missing"]
+    assert lookups.unknown_values(dataset, "account_ids", owner="demo-user-7", values=asked) == [
+        "acct-8-1",
+        "missing",
+    ]
+    tags = lookups.filter_values(dataset, "tag_ids", owner="demo-user-7")[0]
+    assert lookups.unknown_values(dataset, "tag_ids", owner="demo-user-7", values=tags) == []
+    assert lookups.unknown_values(dataset, "tag_ids", owner="demo-user-7", values=["tag-404"]) == ["tag-404"]
+
+
 def test_estimate_is_an_exact_count_when_small_and_cached(stack, catalog, lookups):
     dataset = catalog.get("transactions")
     spec = ExportSpec.for_dataset(
