@@ -24,6 +24,10 @@ from export_engine.formats import COMPRESSIONS
 from export_engine.request import Filters
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What every format can hold: Excel's calendar starts in 1900, and the engine works with the day after
+# `date_to` (a half-open range), which must still be a date.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9999, 12, 30)
 
 
 def _iso_date(value: object) -> date:
@@ -31,17 +35,27 @@ def _iso_date(value: object) -> date:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError(f"must be a date written as YYYY-MM-DD, got {value!r}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not a real calendar date") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"{value!r} is out of range: dates run from {EARLIEST_DATE} to {LATEST_DATE}")
+    return day
 
 
 StrictDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
-FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx"]
+FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
 ExportStatusName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSEDED", "EXPIRED", "CANCELED"]
 Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+FORMAT_ALIASES = {"excel": "xlsx"}  # seeds 002 and 004 call it excel
+
+
+def _format_alias(value: object) -> object:
+    return FORMAT_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 def _one_or_more(value: object) -> object:
@@ -95,7 +109,9 @@ class ExportRequest(BaseModel):
     date_from: StrictDate
     date_to: StrictDate
     force_refresh: bool = Field(False, strict=True)
-    format: FormatName = "csv"
+    format: Annotated[FormatName, BeforeValidator(_format_alias)] = Field(
+        "csv", description="`excel` is accepted for xlsx; pdf: a printable statement, transactions only"
+    )
     compression: Literal["gzip"] | None = Field(None, description="gzip: with format csv, jsonl or json")
     columns: list[Value] | None = Field(None, max_length=200, description="a subset, in order; default all")
     filters: ExportFilters = Field(default_factory=ExportFilters)
@@ -115,6 +131,7 @@ class ExportCreated(BaseModel):
     status: str
     created_at: datetime
     reused_from_ref: str | None = None
+    status_url: str | None = Field(None, description="where to poll the export (also the `Location` header)")
     download_url: str | None = Field(None, description="a reused file: a freshly signed URL at once")
     expires_at: datetime | None = None
 

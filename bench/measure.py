@@ -63,7 +63,7 @@ def engine(job: dict[str, Any]) -> dict[str, Any]:
     rss_start, cpu_start, started = _rss_mb(), _cpu(), time.perf_counter()
     result = run_export(
         spec,
-        f"bench-{uuid.uuid4()}",
+        spec.object_key(f"bench-{uuid.uuid4()}", "bench"),
         catalog=catalog,
         source=source,
         storage=storage,

@@ -22,6 +22,7 @@ from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
 from export_engine.streaming import ProgressTap, RowProgress, UploadStopped, row_chunks
 
+
 @dataclass(frozen=True)
 class ExportResult:
     s3_key: str
@@ -36,7 +37,7 @@ class ExportResult:
 
 def run_export(
     spec: ExportSpec,
-    reference_id: str,
+    key: str,
     *,
     catalog: Catalog,
     source: SourceDatabaseResource,
@@ -53,7 +54,6 @@ def run_export(
     started = time.monotonic()
     dataset = catalog.get(spec.table_name)
     select, params = select_query(dataset, spec)
-    key = spec.object_key(reference_id)
     fmt = spec.output
     upload = storage.start_upload(
         key, content_type=fmt.content_type, filename=spec.download_filename, stop=stop

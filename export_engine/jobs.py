@@ -3,17 +3,22 @@
 
 import json
 import threading
-from datetime import UTC, datetime
+import time
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from sqlalchemy.exc import OperationalError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from export_engine.catalog import load_catalog
+from export_engine.db.lifecycle import ACTIVE as ACTIVE_STATUS_VALUES
+from export_engine.db.lifecycle import Claim
+from export_engine.db.models import Export
 from export_engine.db.repository import ExportRepository
 from export_engine.engine import describe_error, is_permanent, run_export
 from export_engine.errors import ExportPermanentError
-from export_engine.heartbeat import heartbeat
+from export_engine.heartbeat import LatestRows, heartbeat
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.settings import Settings, get_settings
@@ -27,20 +32,10 @@ RUN_TAG_KEYS = ("reference_id", "owner", "table_name", "format", "dedup_key")
 
 
 class ExportConfig(dg.Config):
-    """What to export: `ExportSpec.canonical()` plus the reference id (see `submission.run_config_for`)."""
+    """Which export to run. Everything else is read from its row: the export DB is the one source of
+    truth, so a run re-executed from the launchpad with edited config cannot change what is exported."""
 
     reference_id: str
-    table_name: str
-    date_from: str
-    date_to: str
-    owner: str
-    format: str = "csv"
-    compression: str | None = None
-    columns: list[str] = Field(default_factory=list)  # empty: every catalog column
-    filters: dict[str, Any] = Field(default_factory=dict)  # `Filters.canonical()`: sorted ids, text amounts
-
-    def spec(self) -> ExportSpec:
-        return ExportSpec.from_canonical(self.model_dump(exclude={"reference_id"}))
 
 
 @dg.op(retry_policy=EXPORT_RETRY_POLICY)
@@ -51,36 +46,44 @@ def export_op(
     source_db: dg.ResourceParam[SourceDatabaseResource],
     storage: dg.ResourceParam[S3StorageResource],
 ) -> dg.Output[None]:
-    reference_id = config.reference_id
+    reference_id, run_id = config.reference_id, context.run_id
+    settings = get_settings()
     repo = export_db.repository()
-    if not repo.mark_running(reference_id, context.run_id):
+    claim = _claim(context, repo, reference_id, settings)
+    if claim is None:
         export = repo.get(reference_id)
         status = export.status if export else "missing"
-        context.log.warning("export %s is %s; nothing to do", reference_id, status)
-        return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": status})
+        holder = export.dagster_run_id if export else None
+        reason = status if status not in ACTIVE_STATUS_VALUES else f"{status}, held by live run {holder}"
+        context.log.warning("export %s is %s; this run does nothing", reference_id, reason)
+        return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": reason})
 
+    claimed_at = time.monotonic()
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
-    # Set when the export stops being RUNNING under us (canceled by its owner, failed by a sensor):
-    # the op stops on its own even if Dagster's termination never reaches it.
+    # Set when this run stops holding a RUNNING export (canceled by its owner, failed by the
+    # reconciler, taken over): the op stops on its own even if Dagster's termination never reaches it.
     ended_elsewhere = threading.Event()
+    progress = LatestRows()
 
-    def still_running(ok: bool) -> None:
-        if not ok:
+    def beat() -> None:
+        if not repo.beat(reference_id, run_id, progress.rows):
             ended_elsewhere.set()
 
     try:
-        settings, spec = _read_config(config)
-        if stale := storage.abort_pending_uploads(spec.object_key(reference_id)):
-            context.log.warning("export %s: aborted %d upload(s) left by an earlier run", reference_id, stale)
-        _refuse_if_past_deadline(repo, reference_id, settings.export_max_runtime_seconds)
-        with heartbeat(lambda: still_running(repo.heartbeat(reference_id))):
+        spec = _read_spec(claim.export)
+        key = spec.object_key(reference_id, run_id)
+        _refuse_if_past_deadline(repo, claim, run_id, settings.export_max_runtime_seconds)
+        with heartbeat(beat):
+            # This run holds the export now: uploads of earlier attempts or runs (killed workers) are garbage.
+            if stale := storage.abort_uploads_under(spec.object_prefix(reference_id)):
+                context.log.warning("export %s: aborted %d upload(s) of earlier attempts", reference_id, stale)
             result = run_export(
                 spec,
-                reference_id,
+                key,
                 catalog=load_catalog(settings.catalog_path),
                 source=source_db,
                 storage=storage,
-                on_progress=lambda rows: still_running(repo.record_progress(reference_id, rows)),
+                on_progress=progress.report,
                 parallel=settings.export_parallel_streams,
                 stop=ended_elsewhere,
             )
@@ -89,19 +92,20 @@ def export_op(
     except UploadStopped as exc:
         export = repo.get(reference_id)
         status = export.status if export else "missing"
-        reason = f"stopped: the export became {status} while it ran; its upload was aborted"
+        reason = f"stopped: the export became {status} (or another run took it over); its upload was aborted"
         context.log.warning("export %s %s", reference_id, reason)
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except dg.DagsterExecutionInterruptedError as exc:
         # Canceled by its owner (already CANCELED: this is a no-op), from the UI, or by the run monitor.
-        reason = _termination_reason(repo, reference_id, get_settings().export_max_runtime_seconds)
-        repo.mark_failed(reference_id, reason)
+        age = claim.age_seconds + time.monotonic() - claimed_at
+        reason = _termination_reason(age, settings.export_max_runtime_seconds)
+        repo.fail(reference_id, reason, run_id=run_id)
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except Exception as exc:
         reason = describe_error(exc)
         permanent = is_permanent(exc)
         if permanent or context.retry_number >= MAX_RETRIES:
-            repo.mark_failed(reference_id, reason)
+            repo.fail(reference_id, reason, run_id=run_id)
             context.log.error("export %s failed: %s", reference_id, reason)
             raise dg.Failure(
                 description=reason,
@@ -117,12 +121,19 @@ def export_op(
         )
         raise
 
-    if not repo.mark_completed(
-        reference_id, s3_key=result.s3_key, row_count=result.row_count, file_size_bytes=result.file_size_bytes
-    ):
-        # Canceled while the last part went up: the file must not outlive its export.
+    completed = _record_completion(
+        repo,
+        reference_id,
+        run_id,
+        s3_key=result.s3_key,
+        row_count=result.row_count,
+        file_size_bytes=result.file_size_bytes,
+        retention=timedelta(hours=settings.retention_hours),
+    )
+    if not completed:
+        # Canceled, or taken over, while the last part went up: this run's own object must not outlive it.
         storage.delete(result.s3_key)
-        context.log.warning("export %s ended while finishing; its object was deleted", reference_id)
+        context.log.warning("export %s ended while finishing; this run's object was deleted", reference_id)
         return dg.Output(None, metadata={"reference_id": reference_id, "discarded": True})
     context.log.info(
         "export %s completed: %d rows, %d bytes in %.1fs",
@@ -144,33 +155,66 @@ def export_op(
     )
 
 
-def _read_config(config: ExportConfig) -> tuple[Settings, ExportSpec]:
-    """Settings or a run config that cannot be read will not read better on a retry: fail the export now."""
+_FINISHED_RUN_STATUSES = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+def _claim(
+    context: dg.OpExecutionContext, repo: ExportRepository, reference_id: str, settings: Settings
+) -> Claim | None:
+    """Take the export for this run, from no one, from itself (an op retry), or from a finished run."""
+    export = repo.get(reference_id)
+    if export is None:
+        raise dg.Failure(description=f"export {reference_id} does not exist", allow_retries=False)
+    holder = export.dagster_run_id
+    finished_holder = None
+    if holder and holder != context.run_id:
+        holder_run = context.instance.get_run_by_id(holder)
+        if holder_run is None or holder_run.status in _FINISHED_RUN_STATUSES:
+            finished_holder = holder
+    return repo.start(
+        reference_id,
+        context.run_id,
+        stale_after=timedelta(seconds=settings.heartbeat_timeout_seconds),
+        finished_holder=finished_holder,
+    )
+
+
+@retry(
+    retry=retry_if_exception_type(OperationalError),
+    stop=stop_after_delay(60),
+    wait=wait_exponential_jitter(initial=0.5, max=8),
+    reraise=True,
+)
+def _record_completion(repo: ExportRepository, reference_id: str, run_id: str, **result: Any) -> bool:
+    """The file is uploaded: an export-DB blip now must not throw the whole export away."""
+    return repo.complete(reference_id, run_id, **result)
+
+
+def _read_spec(export: Export) -> ExportSpec:
+    """A row that cannot be read will not read better on a retry: fail the export now."""
     try:
-        return get_settings(), config.spec()
+        return ExportSpec.from_canonical(export.params)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        request = json.dumps(config.model_dump(exclude={"reference_id"}), default=str)[:500]
+        request = json.dumps(export.params, default=str)[:500]
         raise ExportPermanentError(
-            f"the run cannot read its configuration: {describe_error(exc)}; the run's request: {request}"
+            f"the export's stored request cannot be read: {describe_error(exc)}; the request: {request}"
         ) from exc
 
 
-def _termination_reason(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> str:
-    export = repo.get(reference_id)
-    if export is not None and (datetime.now(UTC) - export.created_at).total_seconds() > max_runtime_seconds:
+def _termination_reason(age_seconds: float, max_runtime_seconds: int) -> str:
+    if age_seconds > max_runtime_seconds:
         return f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
     return "the run was terminated"
 
 
-def _refuse_if_past_deadline(repo: ExportRepository, reference_id: str, max_runtime_seconds: int) -> None:
+def _refuse_if_past_deadline(
+    repo: ExportRepository, claim: Claim, run_id: str, max_runtime_seconds: int
+) -> None:
     """A run retried after the deadline (e.g. after the run monitor killed it) must not start over."""
-    export = repo.get(reference_id)
-    if export is None:
-        return
-    age = (datetime.now(UTC) - export.created_at).total_seconds()
-    if age > max_runtime_seconds:
+    if claim.age_seconds > max_runtime_seconds:
         reason = f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
-        repo.mark_failed(reference_id, reason)
+        reference_id = claim.export.reference_id
+        repo.fail(reference_id, reason, run_id=run_id)
         raise dg.Failure(description=reason, metadata={"reference_id": reference_id}, allow_retries=False)
 
 

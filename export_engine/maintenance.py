@@ -1,13 +1,11 @@
 """Housekeeping jobs and their schedules."""
 # No `from __future__ import annotations`: Dagster reads the op annotations at definition time.
 
-from datetime import timedelta
-
 import dagster as dg
 
 from export_engine.db.session import session_factory
 from export_engine.resources import ExportDbResource, S3StorageResource
-from export_engine.retention import abort_abandoned_uploads, expire_exports
+from export_engine.retention import abort_abandoned_uploads, delete_orphaned_objects, expire_exports
 from export_engine.settings import get_settings
 
 
@@ -23,14 +21,15 @@ def expire_old_exports_op(
 ) -> dg.Output[None]:
     hours = get_settings().retention_hours
     sessions = session_factory(export_db.url)
-    result = expire_exports(sessions, storage, retention=timedelta(hours=hours))
+    result = expire_exports(sessions, storage)
     aborted = abort_abandoned_uploads(sessions, storage)
+    orphans = delete_orphaned_objects(sessions, storage)
     context.log.info(
-        "retention (%dh): %d exports expired, %d objects deleted, %d abandoned uploads aborted",
-        hours,
+        "retention: %d exports expired, %d objects deleted, %d abandoned uploads aborted, %d orphaned objects deleted",
         result.exports_expired,
         result.objects_deleted,
         aborted,
+        orphans,
     )
     return dg.Output(
         None,
@@ -38,6 +37,7 @@ def expire_old_exports_op(
             "exports_expired": result.exports_expired,
             "objects_deleted": result.objects_deleted,
             "uploads_aborted": aborted,
+            "orphaned_objects_deleted": orphans,
             "retention_hours": hours,
         },
     )
@@ -45,7 +45,7 @@ def expire_old_exports_op(
 
 @dg.job(
     executor_def=dg.in_process_executor,
-    description="Delete export files past the retention (marking them EXPIRED); abort abandoned uploads.",
+    description="Delete export files past their life (marking them EXPIRED), abandoned uploads and orphaned objects.",
 )
 def retention_job() -> None:
     expire_old_exports_op()

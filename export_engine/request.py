@@ -81,6 +81,7 @@ class ExportSpec:
     compression: str | None = None
     columns: tuple[str, ...] = ()
     filters: Filters = field(default_factory=Filters)
+    column_subset: bool = False  # not every catalog column, or not in catalog order: names the file
 
     @classmethod
     def for_dataset(
@@ -97,12 +98,19 @@ class ExportSpec:
     ) -> ExportSpec:
         """Check a request against the catalog and canonicalise it; every refusal names the valid choices."""
         filters = filters or Filters()
+        _check_span(dataset, date_from, date_to)
         if format not in dataset.formats:
             raise ExportRequestError(
                 f"format: dataset {dataset.id!r} is not available as {format!r}; "
                 f"valid formats: {', '.join(dataset.formats)}"
             )
         output_format(format, compression)  # raises for an invalid combination
+        if format == "pdf" and columns is not None:
+            raise ExportRequestError(
+                "columns: a pdf statement has fixed columns (date, description, counterparty, category, "
+                "amount, balance); leave `columns` out"
+            )
+        chosen = _checked_columns(dataset, columns)
         return cls(
             table_name=dataset.id,
             date_from=date_from,
@@ -110,8 +118,9 @@ class ExportSpec:
             owner=owner,
             format=format,
             compression=compression,
-            columns=_checked_columns(dataset, columns),
+            columns=chosen,
             filters=_checked_filters(dataset, filters),
+            column_subset=chosen != tuple(dataset.columns),
         )
 
     @property
@@ -120,7 +129,7 @@ class ExportSpec:
         return output_format(self.format, self.compression)
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "table_name": self.table_name,
             "date_from": self.date_from.isoformat(),
             "date_to": self.date_to.isoformat(),
@@ -130,6 +139,9 @@ class ExportSpec:
             "columns": list(self.columns),
             "filters": self.filters.canonical(),
         }
+        if self.column_subset:  # follows from `columns` and the catalog: kept for the name, not the key
+            data["column_subset"] = True
+        return data
 
     @classmethod
     def from_canonical(cls, data: dict[str, Any]) -> ExportSpec:
@@ -142,27 +154,56 @@ class ExportSpec:
             compression=data.get("compression"),
             columns=tuple(data.get("columns") or ()),
             filters=Filters.from_canonical(data.get("filters")),
+            column_subset=bool(data.get("column_subset", False)),
         )
 
     @property
     def dedup_key(self) -> str:
         """SHA-256 of `table|from|to|owner|<other params as sorted JSON>`."""
         canonical = self.canonical()
-        extra = {k: v for k, v in canonical.items() if k not in _KEY_HEAD}
+        extra = {k: v for k, v in canonical.items() if k not in _KEY_HEAD and k not in _NOT_IN_KEY}
         head = "|".join(canonical[k] for k in _KEY_HEAD)
         payload = head + "|" + json.dumps(extra, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def object_key(self, reference_id: str) -> str:
-        ext = self.output.extension
-        return f"exports/{self.table_name}/{self.date_from}_{self.date_to}/{reference_id}{ext}"
+    def object_prefix(self, reference_id: str) -> str:
+        """Every object of an export lives under this prefix, one per run."""
+        return f"exports/{self.table_name}/{self.date_from}_{self.date_to}/{reference_id}/"
+
+    def object_key(self, reference_id: str, run_id: str) -> str:
+        """One object per run: a second run of the export can neither overwrite nor delete the first's."""
+        return f"{self.object_prefix(reference_id)}{run_id}{self.output.extension}"
 
     @property
     def download_filename(self) -> str:
-        return f"{self.table_name}_{self.date_from}_{self.date_to}{self.output.extension}"
+        """`transactions_2024-01-01_2024-12-31.csv` for the whole dataset; a column subset or a filtered
+        export says so and carries a short digest of its columns and filters
+        (`transactions_2024-01-01_2024-12-31_columns-filtered_3f2a9c1b.csv`), so it never overwrites
+        the full file, nor another subset, in a download folder."""
+        base = f"{self.table_name}_{self.date_from}_{self.date_to}"
+        filtered = bool(self.filters.canonical())
+        marks = [m for m, on in (("columns", self.column_subset), ("filtered", filtered)) if on]
+        if marks:
+            shape = json.dumps(
+                {"columns": list(self.columns), "filters": self.filters.canonical()}, sort_keys=True
+            )
+            base += f"_{'-'.join(marks)}_{hashlib.sha256(shape.encode()).hexdigest()[:8]}"
+        return base + self.output.extension
 
 
 _KEY_HEAD = ("table_name", "date_from", "date_to", "owner")
+_NOT_IN_KEY = ("column_subset",)
+
+
+def _check_span(dataset: Dataset, date_from: date, date_to: date) -> None:
+    """Both ends count: 2024-01-01..2024-12-31 spans 366 days."""
+    limit = dataset.max_span_days
+    span = (date_to - date_from).days + 1
+    if limit is not None and span > limit:
+        raise ExportRequestError(
+            f"date range: {date_from}..{date_to} spans {span} days; dataset {dataset.id!r} allows at most "
+            f"{limit} days per export: split it into several exports"
+        )
 
 
 def _checked_columns(dataset: Dataset, columns: Iterable[str] | None) -> tuple[str, ...]:

@@ -1,29 +1,34 @@
-"""Retention: finished files older than the retention are deleted and their exports become EXPIRED.
+"""Retention: files past their promised life are deleted, then their exports become EXPIRED.
 
-Files are shared by an export and every reuse of it, so they expire together, keyed by object.
-The row update happens under the same advisory lock the gateway takes for the dedup key, so a
-request can never reuse a file in the moment between "expired" and "deleted".
-
-The same sweep aborts multipart uploads whose export is no longer PENDING or RUNNING: the ones a
-run could not abort itself because S3 was down when it failed (the bucket's lifecycle rule is the
-slower backstop, a day later).
+- Files are shared by an export and every reuse of it; the life of a file (`object_expires_at`) is
+  fixed when it completes and copied by reuses, so the file and every link to it expire together.
+- Delete first, then record: the row update and the S3 delete run in one transaction under the dedup
+  key's advisory lock (the lock the gateway takes to reuse a file). If the delete fails the
+  transaction rolls back and the next sweep tries again; a request never reuses a file in between.
+- `abort_abandoned_uploads` aborts multipart uploads whose export is no longer PENDING/RUNNING, and
+  `delete_orphaned_objects` deletes objects no finished export points at (a run that lost the race,
+  an upload that completed while its export failed). The bucket's lifecycle rule is the slower backstop.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from export_engine.db.locks import dedup_lock_id
-from export_engine.db.models import ACTIVE_STATUSES, Export, ExportStatus
+from export_engine.db import lifecycle
+from export_engine.db.models import Export
 from export_engine.resources import S3StorageResource
 
-_FINISHED = (ExportStatus.COMPLETED.value, ExportStatus.SUPERSEDED.value)
-_EXPORT_KEY = re.compile(r"^exports/.+/(?P<reference_id>[0-9a-f-]{36})\.[a-z.]+$")
+log = logging.getLogger(__name__)
+
+# exports/<table>/<from>_<to>/<reference id>/<run id><ext>  (older files: .../<reference id><ext>)
+_EXPORT_KEY = re.compile(r"^exports/.+/(?P<reference_id>[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})[/.]")
+ORPHAN_MIN_AGE = timedelta(hours=1)  # never race a run that is completing its upload right now
 
 
 @dataclass(frozen=True)
@@ -33,27 +38,31 @@ class RetentionResult:
 
 
 def expire_exports(
-    sessions: sessionmaker[Session], storage: S3StorageResource, *, retention: timedelta, batch: int = 500
+    sessions: sessionmaker[Session], storage: S3StorageResource, *, batch: int = 500
 ) -> RetentionResult:
-    cutoff = datetime.now(UTC) - retention
     with sessions() as session:
         candidates = session.execute(
             select(Export.s3_key, Export.dedup_key)
             .where(
-                Export.status.in_(_FINISHED), Export.reused_from_ref.is_(None), Export.completed_at < cutoff
+                Export.status.in_(lifecycle.FINISHED),
+                Export.reused_from_ref.is_(None),
+                Export.object_expires_at < func.now(),
             )
             .limit(batch)
         ).all()
     expired = deleted = 0
     for s3_key, dedup_key in candidates:
-        with sessions.begin() as session:
-            session.execute(select(func.pg_advisory_xact_lock(dedup_lock_id(dedup_key))))
-            expired += session.execute(
-                update(Export)
-                .where(Export.s3_key == s3_key, Export.status.in_(_FINISHED))
-                .values(status=ExportStatus.EXPIRED.value)
-            ).rowcount
-        storage.delete(s3_key)
+        if s3_key is None:  # a finished export always has one (a CHECK says so for COMPLETED)
+            continue
+        try:
+            with sessions.begin() as session:
+                lifecycle.lock_dedup_key(session, dedup_key)
+                rows = lifecycle.expire_object(session, s3_key)
+                storage.delete(s3_key)  # raises: the rows stay as they were, the next sweep retries
+        except Exception as exc:
+            log.warning("could not expire %s yet: %s", s3_key, exc)
+            continue
+        expired += len(rows)
         deleted += 1
     return RetentionResult(expired, deleted)
 
@@ -66,18 +75,55 @@ def abort_abandoned_uploads(sessions: sessionmaker[Session], storage: S3StorageR
         for upload in uploads
         if (match := _EXPORT_KEY.match(upload["Key"]))
     }
-    with sessions() as session:
-        active = set(
-            session.scalars(
-                select(Export.reference_id).where(
-                    Export.reference_id.in_(set(owners.values())),
-                    Export.status.in_([s.value for s in ACTIVE_STATUSES]),
-                )
-            )
-        )
+    active = _active_references(sessions, set(owners.values()))
     aborted = 0
     for upload in uploads:
         if owners.get(upload["UploadId"]) not in active:
             storage.abort_upload(upload["Key"], upload["UploadId"])
             aborted += 1
     return aborted
+
+
+def delete_orphaned_objects(
+    sessions: sessionmaker[Session],
+    storage: S3StorageResource,
+    *,
+    min_age: timedelta = ORPHAN_MIN_AGE,
+    prefix: str = "exports/",
+) -> int:
+    """Delete objects under `prefix` that no COMPLETED/SUPERSEDED export points at and whose export
+    is not in flight, once they are older than `min_age`."""
+    cutoff = datetime.now(UTC) - min_age
+    old = [o["Key"] for o in storage.objects(prefix) if o["LastModified"] < cutoff]
+    deleted = 0
+    for start in range(0, len(old), 500):
+        keys = old[start : start + 500]
+        references = {k: m["reference_id"] for k in keys if (m := _EXPORT_KEY.match(k))}
+        with sessions() as session:
+            kept = set(
+                session.scalars(
+                    select(Export.s3_key).where(
+                        Export.s3_key.in_(keys), Export.status.in_(lifecycle.FINISHED)
+                    )
+                )
+            )
+        active = _active_references(sessions, set(references.values()))
+        for key in keys:
+            if key in kept or references.get(key) in active:
+                continue
+            storage.delete(key)
+            deleted += 1
+    return deleted
+
+
+def _active_references(sessions: sessionmaker[Session], reference_ids: set[str]) -> set[str]:
+    if not reference_ids:
+        return set()
+    with sessions() as session:
+        return set(
+            session.scalars(
+                select(Export.reference_id).where(
+                    Export.reference_id.in_(reference_ids), Export.status.in_(lifecycle.ACTIVE)
+                )
+            )
+        )

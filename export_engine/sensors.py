@@ -1,131 +1,168 @@
-"""Sensors that keep every accepted export moving."""
+"""One reconciler keeps every accepted export moving: each PENDING/RUNNING export is compared with its
+Dagster run, and whatever fell between the gaps is resolved.
+
+| the export's run                          | what the reconciler does                                   |
+|-------------------------------------------|------------------------------------------------------------|
+| none yet, export older than the grace     | adopt a run tagged with its reference id, or submit one    |
+| deleted from Dagster                      | FAILED "its Dagster run no longer exists"                  |
+| queued longer than the queue timeout      | FAILED, then the queued run is canceled                    |
+| started, heartbeat older than the timeout | report the run failed: run retries start a run that takes over |
+| finished, a newer run of the export lives | nothing: that run takes the export over                    |
+| failed, a run retry promised (will_retry) | wait `RETRY_GRACE`, then FAILED "retry never launched"     |
+| finished otherwise                        | FAILED with the run's failure message                      |
+
+Every decision is written through `lifecycle` (fenced by the run id it saw) *before* any S3 call;
+aborting the export's uploads afterwards is best effort, and retention sweeps what is left. A sensor
+tick that raises is simply retried on the next tick: no cursor is advanced past an event.
+"""
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import WILL_RETRY_TAG
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.db.session import session_factory
 from export_engine.jobs import export_job
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource
-from export_engine.settings import get_settings
+from export_engine.settings import Settings, get_settings
 from export_engine.submission import run_config_for, run_tags_with_deadline
 
-ORPHAN_GRACE = timedelta(seconds=10)
+ORPHAN_GRACE = timedelta(seconds=10)  # the gateway submits right after its commit; give it that long
+RETRY_GRACE = timedelta(seconds=120)  # Dagster's retry daemon launches a promised retry within seconds
+WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run it is about to retry
+BATCH = 200
+
+_WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
+_LIVE = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 
 
 @dg.sensor(job=export_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
-def orphaned_exports_sensor(
-    context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]
+def export_reconciler_sensor(
+    context: dg.SensorEvaluationContext,
+    export_db: dg.ResourceParam[ExportDbResource],
+    storage: dg.ResourceParam[S3StorageResource],
 ):
-    """Submit PENDING exports the gateway accepted but could not hand to Dagster (it died, or Dagster was down).
+    settings = get_settings()
+    requests: list[dg.RunRequest] = []
+    for export, age, silence in _active_exports(export_db.url):
+        outcome = _reconcile(context, export_db, export, age, silence, settings)
+        if isinstance(outcome, dg.RunRequest):
+            requests.append(outcome)
+        elif outcome is not None:  # the export was just FAILED with this reason
+            context.log.warning("export %s marked FAILED: %s", export.reference_id, outcome)
+            _abort_uploads(context, storage, export)
+    return requests or dg.SkipReason("every active export has a live run")
 
-    A run already tagged with the export's reference id is adopted instead of submitting another one;
-    the run key makes a second request for the same export a no-op.
-    """
-    cutoff = datetime.now(UTC) - ORPHAN_GRACE
-    sessions = session_factory(export_db.url)
-    with sessions() as session:
-        orphans = session.scalars(
-            select(Export)
-            .where(
-                Export.status == ExportStatus.PENDING.value,
-                Export.dagster_run_id.is_(None),
-                Export.created_at < cutoff,
+
+def _active_exports(url: str) -> list[tuple[Export, float, float | None]]:
+    """PENDING/RUNNING exports, with their age and heartbeat silence by the database's clock."""
+    with session_factory(url)() as session:
+        rows = session.execute(
+            select(
+                Export,
+                func.extract("epoch", func.now() - Export.created_at),
+                func.extract("epoch", func.now() - Export.heartbeat_at),
             )
+            .where(Export.status.in_(lifecycle.ACTIVE))
             .order_by(Export.created_at)
-            .limit(100)
+            .limit(BATCH)
         ).all()
-    repo = export_db.repository()
-    for export in orphans:
-        existing = context.instance.get_run_records(
-            dg.RunsFilter(tags={"reference_id": export.reference_id}), limit=1
-        )
-        if existing:
-            repo.set_run_id(export.reference_id, existing[0].dagster_run.run_id)
-            continue
+    return [(e, float(age), float(silence) if silence is not None else None) for e, age, silence in rows]
+
+
+def _reconcile(
+    context: dg.SensorEvaluationContext,
+    export_db: ExportDbResource,
+    export: Export,
+    age: float,
+    silence: float | None,
+    settings: Settings,
+) -> dg.RunRequest | str | None:
+    """A run to submit, the reason the export was just failed, or None (nothing to do yet)."""
+    instance, repo, ref = context.instance, export_db.repository(), export.reference_id
+    holder = export.dagster_run_id
+    if holder is None:
+        if age < ORPHAN_GRACE.total_seconds():
+            return None
+        tagged = _newest_run(instance, ref)
+        if tagged is not None:
+            repo.record_run(ref, tagged.run_id)
+            return None
         spec = ExportSpec.from_canonical(export.params)
-        context.log.info("submitting orphaned export %s", export.reference_id)
-        yield dg.RunRequest(
-            run_key=export.reference_id,
-            run_config=run_config_for(export.reference_id, spec),
-            tags=run_tags_with_deadline(export.reference_id, spec, get_settings().export_max_runtime_seconds),
+        context.log.info("submitting export %s, which has no run", ref)
+        return dg.RunRequest(
+            run_key=ref,
+            run_config=run_config_for(ref),
+            tags=run_tags_with_deadline(ref, spec, settings.export_max_runtime_seconds),
         )
 
-
-def _end_export(
-    export_db: ExportDbResource, storage: S3StorageResource, reference_id: str, reason: str
-) -> bool:
-    """Abort the export's upload, then record FAILED: the run's worker may never get to abort it itself."""
-    repo = export_db.repository()
-    export = repo.get(reference_id)
-    if export is None or export.status not in ("PENDING", "RUNNING"):
-        return False
-    storage.abort_pending_uploads(ExportSpec.from_canonical(export.params).object_key(reference_id))
-    return repo.mark_failed(reference_id, reason)
-
-
-def _reason(event_message: str | None, default: str) -> str:
-    message = (event_message or "").strip()
-    return message.splitlines()[0][:500] if message else default
-
-
-@dg.run_failure_sensor(
-    monitored_jobs=[export_job], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
-)
-def export_run_failure_sensor(
-    context: dg.RunFailureSensorContext,
-    export_db: dg.ResourceParam[ExportDbResource],
-    storage: dg.ResourceParam[S3StorageResource],
-):
-    """Record FAILED for runs that died outside the op (crash with no retries left, run monitor timeout).
-
-    A run Dagster is about to retry (`dagster/will_retry`) leaves the export RUNNING: the retry continues it.
-    """
-    run = context.dagster_run
-    reference_id = run.tags.get("reference_id")
-    if not reference_id or run.tags.get(WILL_RETRY_TAG) == "true":
-        return
-    reason = _reason(context.failure_event.message, "the Dagster run failed")
-    if _end_export(export_db, storage, reference_id, reason):
-        context.log.info("export %s marked FAILED: %s", reference_id, reason)
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.CANCELED,
-    monitored_jobs=[export_job],
-    minimum_interval_seconds=5,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def export_run_canceled_sensor(
-    context: dg.RunStatusSensorContext,
-    export_db: dg.ResourceParam[ExportDbResource],
-    storage: dg.ResourceParam[S3StorageResource],
-):
-    """A run canceled from the Dagster UI (or never started) ends its export; a user's DELETE already did."""
-    reference_id = context.dagster_run.tags.get("reference_id")
-    if reference_id and _end_export(export_db, storage, reference_id, "the Dagster run was canceled"):
-        context.log.info("export %s marked FAILED: run canceled", reference_id)
+    run = instance.get_run_by_id(holder)
+    if run is None:
+        newest = _newest_run(instance, ref)
+        if newest is not None and newest.status in (*_WAITING, *_LIVE):
+            return None  # a newer run of this export will take it over
+        return _fail(repo, ref, holder, f"its Dagster run {holder} no longer exists (deleted)")
+    if run.status in _WAITING:
+        if age < settings.export_queue_timeout_seconds:
+            return None
+        reason = f"its run waited in Dagster's queue for more than {settings.export_queue_timeout_seconds} s"
+        failed = _fail(repo, ref, holder, reason)
+        if failed:
+            instance.report_run_canceled(run, message=reason)
+        return failed
+    if run.status in _LIVE:
+        stalled = (
+            export.status == ExportStatus.RUNNING.value
+            and silence is not None
+            and silence > settings.heartbeat_timeout_seconds
+        )
+        if stalled and run.status != dg.DagsterRunStatus.CANCELING:
+            message = f"the run worker sent no heartbeat for {settings.heartbeat_timeout_seconds}s (killed or frozen)"
+            context.log.warning("export %s: %s; failing run %s", ref, message, holder)
+            instance.report_run_failed(run, message)
+        return None
+    # The holder finished without finishing the export.
+    newest = _newest_run(instance, ref)
+    if newest is not None and newest.run_id != holder and newest.status in (*_WAITING, *_LIVE):
+        return None
+    # No tag yet is not "no retry": Dagster stores the failure first and tags it a moment later (the
+    # run monitor fails a run whose Celery task died, and this sensor can read it in between).
+    if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) != "false":
+        record = instance.get_run_record_by_id(holder)
+        ended = record.end_time if record is not None and record.end_time else time.time()
+        if time.time() - ended < RETRY_GRACE.total_seconds():
+            return None
+        return _fail(repo, ref, holder, "the run failed and the retry Dagster promised was never launched")
+    return _fail(repo, ref, holder, _run_failure_reason(instance, run))
 
 
-@dg.sensor(minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
-def stalled_exports_sensor(
-    context: dg.SensorEvaluationContext, export_db: dg.ResourceParam[ExportDbResource]
-):
-    """Fail runs whose worker stopped sending heartbeats (killed, OOM, host lost), so run retries take over.
+def _newest_run(instance: dg.DagsterInstance, reference_id: str) -> dg.DagsterRun | None:
+    records = instance.get_run_records(dg.RunsFilter(tags={"reference_id": reference_id}), limit=1)
+    return records[0].dagster_run if records else None
 
-    The default run launcher cannot see a dead worker process; the export's heartbeat can.
-    """
-    timeout = get_settings().heartbeat_timeout_seconds
-    for export in export_db.repository().stalled(older_than_seconds=timeout):
-        run = context.instance.get_run_by_id(export.dagster_run_id) if export.dagster_run_id else None
-        if run is None or run.status not in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
-            continue
-        message = f"the run worker sent no heartbeat for {timeout}s (killed or frozen)"
-        context.log.warning("export %s: %s; failing run %s", export.reference_id, message, run.run_id)
-        context.instance.report_run_failed(run, message)
-    return dg.SkipReason("checked for stalled exports")
+
+def _fail(repo, reference_id: str, run_id: str | None, reason: str) -> str | None:
+    return reason if repo.fail(reference_id, reason, run_id=run_id) else None
+
+
+def _run_failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
+    if run.status == dg.DagsterRunStatus.CANCELED:
+        return "the Dagster run was canceled"
+    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    message = (events[-1].message or "").strip() if events else ""
+    if message:
+        return message.splitlines()[0][:500]
+    return f"the Dagster run ended {run.status.value} without finishing the export"
+
+
+def _abort_uploads(context: dg.SensorEvaluationContext, storage: S3StorageResource, export: Export) -> None:
+    """Best effort: the status is already written; retention aborts whatever this misses."""
+    try:
+        storage.abort_uploads_under(ExportSpec.from_canonical(export.params).object_prefix(export.reference_id))
+    except Exception as exc:
+        context.log.warning("export %s: could not abort its uploads yet: %s", export.reference_id, exc)

@@ -9,8 +9,9 @@ from export_engine.request import ExportSpec
 EXPORT_JOB_NAME = "export_job"
 
 
-def run_config_for(reference_id: str, spec: ExportSpec) -> dict[str, Any]:
-    return {"ops": {"export_op": {"config": {"reference_id": reference_id, **spec.canonical()}}}}
+def run_config_for(reference_id: str) -> dict[str, Any]:
+    """Only the reference id: the op reads what to export from the export's row."""
+    return {"ops": {"export_op": {"config": {"reference_id": reference_id}}}}
 
 
 def run_tags_for(reference_id: str, spec: ExportSpec) -> dict[str, str]:

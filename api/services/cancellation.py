@@ -1,31 +1,29 @@
 """`DELETE /export/{id}`: stop an export in flight, or delete a finished file.
 
-- PENDING / RUNNING → CANCELED; the Dagster run is terminated and the op aborts its multipart upload
-  (an op that finishes in the same instant sees the export is no longer RUNNING and deletes its object).
-- COMPLETED / SUPERSEDED → the object is deleted and every export sharing it becomes EXPIRED
-  (they all belong to the same owner: the owner is part of the dedup key).
+- PENDING / RUNNING → CANCELED (one conditional UPDATE, so it can never overwrite a COMPLETED export);
+  then the Dagster run is terminated. The op does not depend on that: its next heartbeat sees it no
+  longer holds a RUNNING export, stops, aborts its upload, and deletes its object if it had finished.
+- COMPLETED / SUPERSEDED → every export sharing the file becomes EXPIRED and the object is deleted,
+  in one transaction under the key's lock: if S3 fails, nothing changes and the caller gets a 503.
 - Anything else has nothing left to stop: 409.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import ExportConflict
 from api.launcher import LaunchError, RunLauncher
 from api.security import Principal
 from api.services.exports import get_export
-from export_engine.db.locks import dedup_lock_id
-from export_engine.db.models import ACTIVE_STATUSES, Export, ExportStatus
-from export_engine.resources import S3StorageResource
+from export_engine.db import lifecycle
+from export_engine.db.models import Export
+from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
-
-_FINISHED = (ExportStatus.COMPLETED.value, ExportStatus.SUPERSEDED.value)
 
 
 def cancel_export(
@@ -34,40 +32,35 @@ def cancel_export(
     principal: Principal,
     reference_id: str,
     launcher: RunLauncher,
-    storage: S3StorageResource,
+    storage: S3Storage,
 ) -> Export:
     with session.begin():
         export = get_export(session=session, principal=principal, reference_id=reference_id)
-        # The dedup key's lock first, then the row: the order create_export and retention use too.
-        session.execute(select(func.pg_advisory_xact_lock(dedup_lock_id(export.dedup_key))))
-        current = session.execute(
-            select(Export).where(Export.reference_id == export.reference_id).with_for_update()
-        ).scalar_one()
-        status = current.status
-        if status in [s.value for s in ACTIVE_STATUSES]:
-            current.status = ExportStatus.CANCELED.value
-            current.error = "canceled by its owner"
-            current.completed_at = datetime.now(UTC)
-        elif status in _FINISHED and current.s3_key:
-            session.execute(
-                update(Export)
-                .where(Export.s3_key == current.s3_key, Export.status.in_(_FINISHED))
-                .values(status=ExportStatus.EXPIRED.value)
-            )
-        else:
-            raise ExportConflict(
-                f"export {export.reference_id!r} is {status}; there is nothing to cancel or delete"
-            )
-        run_id, s3_key = current.dagster_run_id, current.s3_key
+        lifecycle.lock_dedup_key(session, export.dedup_key)
+        canceled = lifecycle.cancel(session, export.reference_id)
+        if canceled is None:
+            current = _reread(session, export.reference_id)
+            if current.status not in lifecycle.FINISHED or not current.s3_key:
+                raise ExportConflict(
+                    f"export {export.reference_id!r} is {current.status}; there is nothing to cancel or delete"
+                )
+            lifecycle.expire_object(session, current.s3_key)
+            storage.delete(current.s3_key)  # raises: the transaction rolls back, nothing changed
+            log.info("export file deleted", extra={"reference_id": export.reference_id, "s3_key": current.s3_key})
+        run_id = canceled.dagster_run_id if canceled is not None else None
 
-    if status in _FINISHED:
-        storage.delete(s3_key)
-        log.info("export file deleted", extra={"reference_id": export.reference_id, "s3_key": s3_key})
-    elif run_id:
-        try:
-            launcher.terminate(run_id)
-        except LaunchError as exc:  # the run may have ended on its own; the op respects CANCELED anyway
-            log.warning("terminate failed: %s", exc, extra={"reference_id": export.reference_id})
-    log.info("export canceled", extra={"reference_id": export.reference_id, "previous_status": status})
-    session.refresh(current)
-    return current
+    if canceled is not None:
+        log.info("export canceled", extra={"reference_id": export.reference_id})
+        if run_id:
+            try:
+                launcher.terminate(run_id)
+            except LaunchError as exc:  # the run may have ended on its own; the op respects CANCELED anyway
+                log.warning("terminate failed: %s", exc, extra={"reference_id": export.reference_id})
+    return _reread(session, export.reference_id)
+
+
+def _reread(session: Session, reference_id: str) -> Export:
+    """The row as the database has it now, not the copy in the session's identity map."""
+    return session.execute(
+        select(Export).where(Export.reference_id == reference_id).execution_options(populate_existing=True)
+    ).scalar_one()

@@ -1,12 +1,14 @@
 """Creating and reading exports: the dedup rules live here, and the database enforces them.
 
-The rules themselves are `export_engine.dedup.decide`; this module gathers the facts they need
-(the latest finished file of the key and whether its object still exists, the export in flight)
-and acts on the decision. A REUSE is a new COMPLETED row pointing at the file (`reused_from_ref`);
-an ATTACH answers the export in flight; a NEW export is committed PENDING, then handed to Dagster.
+The rules themselves are `export_engine.dedup`; this module gathers the facts they need (the newest
+finished file of the key made from final data, whether its object still exists and how long it has
+left, the export of final data in flight) and acts on the decision through `lifecycle`. A REUSE is a
+new COMPLETED row pointing at the file (`reused_from_ref`); an ATTACH answers the export in flight;
+a NEW export is committed PENDING, then handed to Dagster.
 
-Everything runs under a transaction-scoped advisory lock on the key, so concurrent identical
-requests serialise in PostgreSQL and exactly one of them creates the export.
+Rules 3-5 run under a transaction-scoped advisory lock on the key, so concurrent identical requests
+serialise in PostgreSQL and exactly one of them creates the export. The S3 HEAD that checks a
+candidate file happens before the lock is taken, and the candidate is re-read under it.
 """
 
 from __future__ import annotations
@@ -17,27 +19,30 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNotReady, InvalidRequest
 from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
+from api.services.owner_cap import check_owner_cap
 from export_engine.catalog import Catalog
-from export_engine.db.locks import dedup_lock_id
-from export_engine.db.models import ACTIVE_STATUSES, Export, ExportStatus
-from export_engine.dedup import Decision, decide, reuse_allowed
+from export_engine.db import lifecycle
+from export_engine.db.models import Export, ExportStatus
+from export_engine.dedup import Decision, decide, final_at
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource
+from export_engine.settings import Settings
+from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["created", "reused", "attached"]
+LOCK_TIMEOUT_MS = 5000  # identical requests queue on the key's lock; none holds it across S3 I/O
 
 
 @dataclass(frozen=True)
@@ -46,17 +51,21 @@ class CreateResult:
     outcome: Outcome
 
 
-def _latest(session: Session, dedup_key: str, statuses: tuple[ExportStatus, ...]) -> Export | None:
-    return session.scalars(
-        select(Export)
-        .where(
-            Export.dedup_key == dedup_key,
-            Export.status.in_([s.value for s in statuses]),
-            Export.reused_from_ref.is_(None),
+@dataclass(frozen=True)
+class ReusePolicy:
+    """When data is final (business time zone + settlement lag) and how much life a reused file needs."""
+
+    timezone: str = "UTC"
+    settlement_lag: timedelta = timedelta(hours=24)
+    min_life: timedelta = timedelta(hours=1)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReusePolicy:
+        return cls(
+            timezone=settings.business_timezone,
+            settlement_lag=timedelta(hours=settings.settlement_lag_hours),
+            min_life=timedelta(seconds=settings.reuse_min_life_seconds),
         )
-        .order_by(Export.created_at.desc())
-        .limit(1)
-    ).first()
 
 
 def create_export(
@@ -65,40 +74,59 @@ def create_export(
     principal: Principal,
     request: ExportRequest,
     launcher: RunLauncher,
-    storage: S3StorageResource,
+    storage: S3Storage,
     catalog: Catalog,
-    today: date,
+    policy: ReusePolicy,
+    owner_limit: int | None = None,
+    now: datetime | None = None,
 ) -> CreateResult:
+    """`now` defaults to the database's clock (tests pass a frozen one); `owner_limit` caps an owner's
+    PENDING + RUNNING exports (None: no cap)."""
     spec = _spec_for(catalog, principal, request)
     key = spec.dedup_key
+    dataset = catalog.get(spec.table_name)
+    final_since = final_at(
+        date_to=spec.date_to,
+        time_grain=dataset.time_grain,
+        timezone=policy.timezone,
+        settlement_lag=policy.settlement_lag,
+    )
+    now = now or lifecycle.db_now(session)
+    session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
+    final = not request.force_refresh and now >= final_since
+    checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
 
     with session.begin():
-        session.execute(select(func.pg_advisory_xact_lock(dedup_lock_id(key))))
-        facts = (
-            _Facts.gather(session, key, storage)
-            if reuse_allowed(force_refresh=request.force_refresh, date_to=request.date_to, today=today)
-            else _Facts()
-        )
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))  # past it: 503, retry
+        lifecycle.lock_dedup_key(session, key)
+        reusable = active = None
+        if final:
+            if checked is not None and checked.missing:
+                lifecycle.expire_object(session, checked.s3_key)  # gone: never serve it again
+            candidate = _final_file(session, key, final_since, now + policy.min_life)
+            if candidate is not None and not (checked and checked.missing and candidate.s3_key == checked.s3_key):
+                reusable = candidate
+            active = _final_in_flight(session, key, final_since)
         decision = decide(
             force_refresh=request.force_refresh,
-            date_to=request.date_to,
-            today=today,
-            file_available=facts.reusable is not None,
-            in_flight=facts.active is not None,
+            now=now,
+            final_since=final_since,
+            file_available=reusable is not None,
+            in_flight=active is not None,
         )
-        if decision is Decision.REUSE and facts.reusable is not None:
-            reuse = _new_export(spec, status=ExportStatus.COMPLETED, source=facts.reusable)
-            session.add(reuse)
+        if decision is Decision.REUSE and reusable is not None:
+            reuse = lifecycle.create_reuse(session, spec, reusable)
             log.info(
                 "export reused",
-                extra={"reference_id": reuse.reference_id, "reused_from_ref": facts.reusable.reference_id},
+                extra={"reference_id": reuse.reference_id, "reused_from_ref": reusable.reference_id},
             )
             return CreateResult(reuse, "reused")
-        if decision is Decision.ATTACH and facts.active is not None:
-            log.info("export attached", extra={"reference_id": facts.active.reference_id})
-            return CreateResult(facts.active, "attached")
-        export = _new_export(spec, status=ExportStatus.PENDING)
-        session.add(export)
+        if decision is Decision.ATTACH and active is not None:
+            log.info("export attached", extra={"reference_id": active.reference_id})
+            return CreateResult(active, "attached")
+        if owner_limit is not None:
+            check_owner_cap(session, owner=spec.owner, limit=owner_limit)
+        export = lifecycle.create_pending(session, spec)
 
     _submit(session, launcher, export, spec)
     log.info("export created", extra={"reference_id": export.reference_id, "dedup_key": key})
@@ -126,64 +154,64 @@ def _spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) ->
         raise InvalidRequest(str(exc)) from exc
 
 
-@dataclass
-class _Facts:
-    reusable: Export | None = None
-    active: Export | None = None
-
-    @classmethod
-    def gather(cls, session: Session, key: str, storage: S3StorageResource) -> _Facts:
-        canonical = _latest(session, key, (ExportStatus.COMPLETED,))
-        if canonical is not None and not (canonical.s3_key and storage.exists(canonical.s3_key)):
-            # The object is gone (deleted, or expired by the bucket's lifecycle): never serve it again.
-            session.execute(
-                update(Export)
-                .where(Export.dedup_key == key, Export.s3_key == canonical.s3_key)
-                .values(status=ExportStatus.EXPIRED.value)
-            )
-            canonical = None
-        return cls(reusable=canonical, active=_latest(session, key, ACTIVE_STATUSES))
+def _final_file(session: Session, key: str, final_since: datetime, alive_until: datetime) -> Export | None:
+    """The newest file of the key whose snapshot started after its data became final, alive long enough."""
+    return session.scalars(
+        select(Export)
+        .where(
+            Export.dedup_key == key,
+            Export.status == ExportStatus.COMPLETED.value,
+            Export.reused_from_ref.is_(None),
+            Export.started_at >= final_since,
+            Export.object_expires_at >= alive_until,
+        )
+        .order_by(Export.started_at.desc())
+        .limit(1)
+    ).first()
 
 
-def _new_export(spec: ExportSpec, *, status: ExportStatus, source: Export | None = None) -> Export:
-    now = datetime.now(UTC)
-    export = Export(
-        reference_id=str(uuid.uuid4()),
-        dedup_key=spec.dedup_key,
-        owner=spec.owner,
-        table_name=spec.table_name,
-        date_from=spec.date_from,
-        date_to=spec.date_to,
-        format=spec.format,
-        params=spec.canonical(),
-        status=status.value,
-        created_at=now,
-    )
-    if source is not None:
-        export.reused_from_ref = source.reference_id
-        export.s3_key = source.s3_key
-        export.row_count = source.row_count
-        export.rows_written = source.row_count or 0
-        export.file_size_bytes = source.file_size_bytes
-        export.completed_at = now
-    return export
+def _final_in_flight(session: Session, key: str, final_since: datetime) -> Export | None:
+    """An export of the key in flight that was asked for after its data became final."""
+    return session.scalars(
+        select(Export)
+        .where(
+            Export.dedup_key == key,
+            Export.status.in_(lifecycle.ACTIVE),
+            Export.created_at >= final_since,
+        )
+        .order_by(Export.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+@dataclass(frozen=True)
+class _Checked:
+    s3_key: str
+    missing: bool
+
+
+def _checked_candidate(
+    session: Session, key: str, storage: S3Storage, final_since: datetime, alive_until: datetime
+) -> _Checked | None:
+    """HEAD the candidate file outside the lock, so a slow S3 never holds the key's lock."""
+    with session.begin():
+        candidate = _final_file(session, key, final_since, alive_until)
+    if candidate is None or not candidate.s3_key:
+        return None
+    return _Checked(candidate.s3_key, missing=not storage.exists(candidate.s3_key))
 
 
 def _submit(session: Session, launcher: RunLauncher, export: Export, spec: ExportSpec) -> None:
-    """Hand the committed export to Dagster; if Dagster is unreachable the orphan sensor submits it later."""
+    """Hand the committed export to Dagster; if Dagster is unreachable the reconciler submits it later."""
     try:
         run_id = launcher.submit(export.reference_id, spec)
     except LaunchError as exc:
         log.warning(
-            "run submission deferred to the sensor: %s", exc, extra={"reference_id": export.reference_id}
+            "run submission deferred to the reconciler: %s", exc, extra={"reference_id": export.reference_id}
         )
         return
     with session.begin():
-        session.execute(
-            update(Export)
-            .where(Export.reference_id == export.reference_id, Export.dagster_run_id.is_(None))
-            .values(dagster_run_id=run_id)
-        )
+        lifecycle.record_run(session, export.reference_id, run_id)
     export.dagster_run_id = export.dagster_run_id or run_id
 
 
@@ -200,31 +228,43 @@ def get_export(*, session: Session, principal: Principal, reference_id: str) -> 
 
 
 def signed_download(
-    export: Export, *, storage: S3StorageResource, ttl_seconds: int
+    export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime
 ) -> tuple[str, datetime] | None:
+    """A signed URL and its expiry; the link never outlives the file (`object_expires_at`)."""
     if export.status != ExportStatus.COMPLETED.value or not export.s3_key:
+        return None
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    if export.object_expires_at is not None:
+        expires_at = min(expires_at, export.object_expires_at)
+    ttl = int((expires_at - now).total_seconds())
+    if ttl <= 0:
         return None
     spec = ExportSpec.from_canonical(export.params)
     url = storage.presign(
         export.s3_key,
-        ttl_seconds=ttl_seconds,
+        ttl_seconds=ttl,
         filename=spec.download_filename,
         content_type=spec.output.content_type,
     )
-    return url, datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    return url, expires_at
 
 
 def download_location(
-    *, session: Session, principal: Principal, reference_id: str, storage: S3StorageResource, ttl_seconds: int
+    *, session: Session, principal: Principal, reference_id: str, storage: S3Storage, ttl_seconds: int
 ) -> str:
     """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
     export = get_export(session=session, principal=principal, reference_id=reference_id)
-    signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds)
-    if signed is None:
+    if export.status == ExportStatus.EXPIRED.value:
+        raise ExportFileGone(
+            f"the file of export {reference_id!r} was deleted (status EXPIRED); request the export again"
+        )
+    if export.status != ExportStatus.COMPLETED.value:
         raise ExportNotReady(
             f"export {reference_id!r} is {export.status}; only a COMPLETED export has a file"
         )
-    if not storage.exists(export.s3_key or ""):
+    now = lifecycle.db_now(session)
+    signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=now)
+    if signed is None or not storage.exists(export.s3_key or ""):
         raise ExportFileGone(
             f"the file of export {reference_id!r} no longer exists; request the export again"
         )

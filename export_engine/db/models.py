@@ -31,7 +31,7 @@ NAMING_CONVENTION = {
 }
 
 
-class ExportStatus(str, enum.Enum):
+class ExportStatus(enum.StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
@@ -42,6 +42,7 @@ class ExportStatus(str, enum.Enum):
 
 
 ACTIVE_STATUSES = (ExportStatus.PENDING, ExportStatus.RUNNING)
+FINISHED_STATUSES = (ExportStatus.COMPLETED, ExportStatus.SUPERSEDED)  # they have a file
 
 
 class Base(DeclarativeBase):
@@ -74,6 +75,8 @@ class Export(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the file is deleted: set once at completion (completed_at + RETENTION_HOURS), copied by reuses.
+    object_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(
@@ -85,4 +88,7 @@ class Export(Base):
         Index("ix_exports_dedup_key_status", "dedup_key", "status", "created_at"),
         Index("ix_exports_owner_created_at", "owner", "created_at"),
         Index("ix_exports_status_created_at", "status", "created_at"),
+        Index("ix_exports_s3_key", "s3_key"),
     )
+    # Server defaults (created_at = the database's now()) come back with the INSERT.
+    __mapper_args__ = {"eager_defaults": True}

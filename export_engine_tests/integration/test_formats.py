@@ -80,7 +80,7 @@ def edge(stack, catalog) -> Catalog:
 
 
 def _export(spec: ExportSpec, catalog: Catalog, source, storage) -> tuple[bytes, dict[str, Any], int]:
-    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage)
+    result = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=catalog, source=source, storage=storage)
     obj = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)
     return obj["Body"].read(), obj, result.row_count
 
@@ -397,7 +397,7 @@ def test_arrow_path_missing_table_is_a_permanent_error(catalog, source, storage)
     for fmt in ("parquet", "xlsx"):
         spec = ExportSpec("gone", *RANGE, owner="x", format=fmt)
         with pytest.raises(psycopg2.errors.UndefinedTable) as info:
-            run_export(spec, str(uuid.uuid4()), catalog=gone, source=source, storage=storage)
+            run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=gone, source=source, storage=storage)
         assert 'relation "no_such_table" does not exist' in str(info.value)
         assert is_permanent(info.value)
     assert storage.pending_uploads(prefix="exports/gone/") == []
@@ -431,14 +431,14 @@ def test_failure_mid_stream_aborts_the_upload_in_every_format(stack, catalog, so
     with pytest.raises((psycopg2.errors.DivisionByZero, OSError)) as info:
         run_export(
             spec,
-            reference_id,
+            spec.object_key(reference_id, "run-1"),
             catalog=Catalog({"exploding_later": exploding}),
             source=source,
             storage=storage,
         )
     assert "division by zero" in str(info.value)
     assert storage.pending_uploads(prefix="exports/exploding_later/") == []
-    assert not storage.exists(spec.object_key(reference_id))
+    assert not storage.exists(spec.object_key(reference_id, "run-1"))
 
 
 def test_xlsx_spills_into_new_sheets_in_order(stack, catalog, source):

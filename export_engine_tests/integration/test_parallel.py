@@ -31,9 +31,9 @@ def _object_bytes(storage: S3StorageResource, key: str) -> bytes:
 @pytest.mark.parametrize("slices", [2, 3, 7])
 def test_parallel_json_lines_are_the_sequential_file(wide, source, storage, slices):
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD", format="jsonl")
-    sequential = run_export(spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage)
+    sequential = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage)
     parallel = run_export(
-        spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage, parallel=slices
+        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage, parallel=slices
     )
 
     body = _object_bytes(storage, parallel.s3_key)
@@ -46,9 +46,9 @@ def test_parallel_json_lines_are_the_sequential_file(wide, source, storage, slic
 @pytest.mark.parametrize("slices", [2, 3, 7])
 def test_parallel_export_is_the_sequential_file(stack, wide, source, storage, slices):
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
-    sequential = run_export(spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage)
+    sequential = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage)
     parallel = run_export(
-        spec, str(uuid.uuid4()), catalog=wide, source=source, storage=storage, parallel=slices
+        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage, parallel=slices
     )
 
     body = _object_bytes(storage, parallel.s3_key)
@@ -64,7 +64,7 @@ def test_parallel_export_is_the_sequential_file(stack, wide, source, storage, sl
 
 def test_parallel_export_of_no_rows_is_the_header(stack, catalog, source, storage):
     spec = ExportSpec("transactions", date(2020, 1, 1), date(2020, 12, 31), owner="nobody")
-    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage, parallel=4)
+    result = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=catalog, source=source, storage=storage, parallel=4)
     assert _object_bytes(storage, result.s3_key) == expected_csv(
         stack.env["SOURCE_ADMIN_URL"], catalog.get("transactions"), spec
     )
@@ -76,7 +76,7 @@ def test_parallel_progress_sums_the_slices(stack, wide, source, storage):
     progress: list[int] = []
     result = run_export(
         spec,
-        str(uuid.uuid4()),
+        spec.object_key(str(uuid.uuid4()), "run-1"),
         catalog=wide,
         source=source,
         storage=storage,
@@ -94,11 +94,11 @@ def test_a_failing_slice_aborts_the_upload_with_the_original_error(exploding, so
     with pytest.raises(psycopg2.errors.DivisionByZero):
         run_export(
             spec,
-            reference_id,
+            spec.object_key(reference_id, "run-1"),
             catalog=Catalog({"exploding": exploding}),
             source=source,
             storage=storage,
             parallel=2,
         )
     assert storage.pending_uploads(prefix="exports/exploding/") == []
-    assert not storage.exists(spec.object_key(reference_id))
+    assert not storage.exists(spec.object_key(reference_id, "run-1"))

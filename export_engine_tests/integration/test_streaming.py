@@ -54,7 +54,7 @@ def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(
 
     result = run_export(
         spec,
-        str(uuid.uuid4()),
+        spec.object_key(str(uuid.uuid4()), "run-1"),
         catalog=Catalog({"paced": paced}),
         source=SourceDatabaseResource.from_settings(settings),
         storage=storage,

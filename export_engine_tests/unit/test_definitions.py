@@ -8,12 +8,7 @@ def test_every_job_sensor_and_schedule_resolves():
         "export_job",
         "retention_job",
     }
-    sensors = {
-        "orphaned_exports_sensor",
-        "export_run_failure_sensor",
-        "export_run_canceled_sensor",
-        "stalled_exports_sensor",
-    }
+    sensors = {"export_reconciler_sensor"}
     assert {defs.resolve_sensor_def(name).name for name in sensors} == sensors
     assert defs.resolve_schedule_def("retention_schedule").cron_schedule == "*/15 * * * *"
 

@@ -1,0 +1,256 @@
+"""The one writer of an export's status: every transition is a conditional UPDATE ... RETURNING.
+
+```
+            ┌──────────── cancel ────────────┐
+ PENDING ── start(run) ──▶ RUNNING ── complete(run) ──▶ COMPLETED ── newer file ──▶ SUPERSEDED
+    │  ▲                     │ │                            │                          │
+    │  └── start(other run,  │ └── fail(run) ──▶ FAILED     └──── expire_object ──▶ EXPIRED ◀┘
+    │      holder dead) ◀────┘
+    └── cancel / fail ──▶ CANCELED / FAILED
+```
+
+- The gateway, the op, the reconciler, retention and DELETE call these functions; nothing else writes
+  `status`. Each guard says which transitions are legal, so a race loses loudly (False / None) instead
+  of overwriting: a COMPLETED export can never become CANCELED, a late run can never complete twice.
+- **Fencing.** The run that holds an export (`dagster_run_id`) is the only one that may beat, complete
+  or fail it. Another run takes it over only when the holder is gone: no holder yet, the holder's
+  Dagster run has finished, or its heartbeat is older than the timeout.
+- **One clock.** Every timestamp is the database's `now()`, so hosts with skewed clocks agree.
+- Functions take a `Session` inside a transaction the caller owns (the gateway holds the dedup key's
+  advisory lock in the same transaction); `ExportRepository` wraps them for the engine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from export_engine.db.locks import dedup_lock_id
+from export_engine.db.models import ACTIVE_STATUSES, FINISHED_STATUSES, Export, ExportStatus
+from export_engine.request import ExportSpec
+
+ACTIVE = [s.value for s in ACTIVE_STATUSES]
+FINISHED = [s.value for s in FINISHED_STATUSES]
+MAX_ERROR_CHARS = 4000
+
+
+def db_now(session: Session) -> datetime:
+    """The database's clock, the one every stored timestamp comes from."""
+    now: datetime = session.execute(select(func.now())).scalar_one()
+    return now
+
+
+def lock_dedup_key(session: Session, dedup_key: str) -> None:
+    """Serialise everything that decides about one key (create, reuse, delete, expire) in PostgreSQL."""
+    session.execute(select(func.pg_advisory_xact_lock(dedup_lock_id(dedup_key))))
+
+
+# -- creation (gateway) --------------------------------------------------------------------------
+def create_pending(session: Session, spec: ExportSpec) -> Export:
+    export = _row(spec, ExportStatus.PENDING)
+    session.add(export)
+    session.flush()
+    return export
+
+
+def create_reuse(session: Session, spec: ExportSpec, source: Export) -> Export:
+    """A COMPLETED row pointing at `source`'s file; it inherits the file's snapshot time and lifetime."""
+    export = _row(spec, ExportStatus.COMPLETED)
+    export.reused_from_ref = source.reference_id
+    export.s3_key = source.s3_key
+    export.row_count = source.row_count
+    export.rows_written = source.row_count or 0
+    export.file_size_bytes = source.file_size_bytes
+    export.started_at = source.started_at
+    export.completed_at = func.now()
+    export.object_expires_at = source.object_expires_at
+    session.add(export)
+    session.flush()
+    return export
+
+
+def _row(spec: ExportSpec, status: ExportStatus) -> Export:
+    return Export(
+        reference_id=str(uuid.uuid4()),
+        dedup_key=spec.dedup_key,
+        owner=spec.owner,
+        table_name=spec.table_name,
+        date_from=spec.date_from,
+        date_to=spec.date_to,
+        format=spec.format,
+        params=spec.canonical(),
+        status=status.value,
+    )
+
+
+def record_run(session: Session, reference_id: str, run_id: str) -> bool:
+    """Remember the run submitted for an export that has none yet (the first submitter wins)."""
+    result = session.execute(
+        update(Export)
+        .where(
+            Export.reference_id == reference_id,
+            Export.status.in_(ACTIVE),
+            Export.dagster_run_id.is_(None),
+        )
+        .values(dagster_run_id=run_id)
+        .returning(Export.reference_id)
+    )
+    return result.first() is not None
+
+
+# -- the run (op) ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Claim:
+    """An export a run now holds, and its age by the database's clock (for the runtime deadline)."""
+
+    export: Export
+    age_seconds: float
+
+
+def start(
+    session: Session,
+    reference_id: str,
+    run_id: str,
+    *,
+    stale_after: timedelta,
+    finished_holder: str | None = None,
+) -> Claim | None:
+    """PENDING/RUNNING → RUNNING held by `run_id`; None if the export ended or a live run holds it.
+
+    `finished_holder` is the run id the caller saw holding the export and knows to be finished in
+    Dagster: taking over from it is safe; the guard re-checks it is still the holder.
+    """
+    may_take = [
+        Export.dagster_run_id.is_(None),
+        Export.dagster_run_id == run_id,
+        Export.heartbeat_at < func.now() - stale_after,
+    ]
+    if finished_holder:
+        may_take.append(Export.dagster_run_id == finished_holder)
+    row = session.execute(
+        update(Export)
+        .where(Export.reference_id == reference_id, Export.status.in_(ACTIVE), or_(*may_take))
+        .values(
+            status=ExportStatus.RUNNING.value,
+            dagster_run_id=run_id,
+            started_at=func.now(),
+            heartbeat_at=func.now(),
+            rows_written=0,
+            error=None,
+            attempts=Export.attempts + 1,
+        )
+        .returning(Export, func.extract("epoch", func.now() - Export.created_at))
+    ).first()
+    return Claim(row[0], float(row[1])) if row is not None else None
+
+
+def beat(session: Session, reference_id: str, run_id: str, rows_written: int | None = None) -> bool:
+    """Heartbeat and progress in one write; False once the run no longer holds a RUNNING export."""
+    values: dict[str, object] = {"heartbeat_at": func.now()}
+    if rows_written is not None:
+        values["rows_written"] = func.greatest(Export.rows_written, rows_written)
+    result = session.execute(
+        update(Export)
+        .where(
+            Export.reference_id == reference_id,
+            Export.status == ExportStatus.RUNNING.value,
+            Export.dagster_run_id == run_id,
+        )
+        .values(**values)
+        .returning(Export.reference_id)
+    )
+    return result.first() is not None
+
+
+def complete(
+    session: Session,
+    reference_id: str,
+    run_id: str,
+    *,
+    s3_key: str,
+    row_count: int,
+    file_size_bytes: int,
+    retention: timedelta,
+) -> bool:
+    """RUNNING (held by `run_id`) → COMPLETED; older files of the key → SUPERSEDED, atomically."""
+    done = session.execute(
+        update(Export)
+        .where(
+            Export.reference_id == reference_id,
+            Export.status == ExportStatus.RUNNING.value,
+            Export.dagster_run_id == run_id,
+        )
+        .values(
+            status=ExportStatus.COMPLETED.value,
+            s3_key=s3_key,
+            row_count=row_count,
+            rows_written=row_count,
+            file_size_bytes=file_size_bytes,
+            completed_at=func.now(),
+            object_expires_at=func.now() + retention,
+        )
+        .returning(Export.dedup_key, Export.started_at)
+    ).first()
+    if done is None:
+        return False
+    same_key = (
+        Export.dedup_key == done.dedup_key,
+        Export.status == ExportStatus.COMPLETED.value,
+        Export.reference_id != reference_id,
+    )
+    session.execute(
+        update(Export)
+        .where(*same_key, Export.started_at <= done.started_at)
+        .values(status=ExportStatus.SUPERSEDED.value)
+    )
+    newer = session.scalar(select(Export.reference_id).where(*same_key, Export.started_at > done.started_at).limit(1))
+    if newer is not None:  # a newer snapshot finished first: it stays the key's file
+        session.execute(
+            update(Export).where(Export.reference_id == reference_id).values(status=ExportStatus.SUPERSEDED.value)
+        )
+    return True
+
+
+def fail(session: Session, reference_id: str, reason: str, *, run_id: str | None) -> bool:
+    """PENDING/RUNNING → FAILED, only while `run_id` (None: no run yet) still holds the export."""
+    result = session.execute(
+        update(Export)
+        .where(
+            Export.reference_id == reference_id,
+            Export.status.in_(ACTIVE),
+            Export.dagster_run_id.is_not_distinct_from(run_id),
+        )
+        .values(status=ExportStatus.FAILED.value, error=reason[:MAX_ERROR_CHARS], completed_at=func.now())
+        .returning(Export.reference_id)
+    )
+    return result.first() is not None
+
+
+# -- the owner and retention (gateway, schedule) -----------------------------------------------------
+def cancel(session: Session, reference_id: str) -> Export | None:
+    """PENDING/RUNNING → CANCELED; None if it had already ended (the caller re-reads the row)."""
+    return session.execute(
+        update(Export)
+        .where(Export.reference_id == reference_id, Export.status.in_(ACTIVE))
+        .values(status=ExportStatus.CANCELED.value, error="canceled by its owner", completed_at=func.now())
+        .returning(Export)
+    ).scalar_one_or_none()
+
+
+def expire_object(session: Session, s3_key: str) -> list[str]:
+    """COMPLETED/SUPERSEDED → EXPIRED for every export sharing the file; returns their reference ids.
+
+    Call it in the transaction that deletes the object, before committing: if the delete fails the
+    rows stay as they were and the next attempt finds them again.
+    """
+    result = session.execute(
+        update(Export)
+        .where(Export.s3_key == s3_key, Export.status.in_(FINISHED))
+        .values(status=ExportStatus.EXPIRED.value)
+        .returning(Export.reference_id)
+    )
+    return list(result.scalars())
