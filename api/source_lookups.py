@@ -8,8 +8,8 @@
 - `unknown_values`: account or tag ids in a request that the owner does not have, so a typo is a
   422 naming them instead of an empty file.
 
-Identifiers come from the catalog (`sql.Identifier`), values are bound; sessions are read-only
-(`SourceDatabaseResource`).
+Identifiers come from the catalog (`sql.Identifier`), values are bound; sessions are read-only and
+carry a short statement timeout. Plain psycopg2: the gateway imports no Dagster resource.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from export_engine.catalog import Catalog, Dataset
 from export_engine.errors import CatalogError
 from export_engine.query import count_query, select_query
 from export_engine.request import ExportSpec
-from export_engine.resources import SourceDatabaseResource
 
 if TYPE_CHECKING:
     from api.schemas import ExportRequest, ExportView
@@ -58,21 +57,31 @@ def _like_pattern(search: str) -> str:
 
 
 class SourceLookups:
-    def __init__(self, source: SourceDatabaseResource, *, cache_size: int = 4096) -> None:
-        self._source = source
+    def __init__(self, dsn: str, *, timeout_ms: int = LOOKUP_TIMEOUT_MS, cache_size: int = 4096) -> None:
+        self._dsn = dsn
+        self._options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_ms)}"
         self._estimates: OrderedDict[str, RowEstimate] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
     @classmethod
     def from_dsn(cls, dsn: str) -> SourceLookups:
-        return cls(SourceDatabaseResource(dsn=dsn, statement_timeout_ms=LOOKUP_TIMEOUT_MS))
+        return cls(dsn)
 
     def _fetch(self, statement: sql.Composable, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
-            with self._source.connect() as conn, conn.cursor() as cur:
-                cur.execute(statement, params)
-                return cur.fetchall()
+            conn = psycopg2.connect(
+                self._dsn,
+                options=self._options,
+                application_name="export-gateway-lookups",
+                connect_timeout=10,
+            )
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(statement, params)
+                    return cur.fetchall()
+            finally:
+                conn.close()
         except psycopg2.Error as exc:
             raise SourceLookupFailed(f"{type(exc).__name__}: {str(exc).strip()}") from exc
 

@@ -82,7 +82,9 @@ def post_export(
     status_url = f"/export/{export.reference_id}"
     response.headers["Location"] = status_url
     signed = (  # a reused file: the signed URL at once, no second request
-        signed_download(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
+        signed_download(
+            export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session)
+        )
         if result.outcome == "reused"
         else None
     )
