@@ -19,9 +19,12 @@ from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.openapi import install_openapi
-from api.routes import datasets, exports, health
-from api.security import TokenPolicy, TokenVerifier
+from api.routes import datasets, exports, filter_values, health
+from api.routes.docs import install_docs
 from api.routes.stream import install_streams
+from api.routes.web import install_web
+from api.security import TokenPolicy, TokenVerifier
+from api.source_lookups import SourceLookups
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
 from export_engine.settings import Settings, get_settings
@@ -41,6 +44,8 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         version="0.1.0",
         description="Asynchronous bulk exports with signed downloads",
         lifespan=_serve_internal_port if settings.internal_port is not None else None,
+        docs_url=None,  # served from local assets by install_docs: the default pages need a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.verifier = TokenVerifier(TokenPolicy.from_settings(settings))
@@ -49,6 +54,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     )
     app.state.sessions = session_factory(settings.database_url)
     app.state.storage = S3Storage.from_settings(settings)
+    app.state.source_lookups = SourceLookups.from_dsn(settings.source_database_url)
     app.state.launcher = launcher or DagsterRunLauncher(
         settings.dagster_host,
         settings.dagster_port,
@@ -72,6 +78,9 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     install_streams(app, settings)  # before `exports`: /export/stream is not an export id
     app.include_router(exports.router)
     app.include_router(datasets.router)
+    app.include_router(filter_values.router)
+    install_docs(app)
+    install_web(app)
     install_openapi(app)
     return app
 

@@ -14,6 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -114,11 +116,14 @@ class ExportRequest(BaseModel):
     columns: list[Value] | None = Field(None, max_length=200, description="a subset, in order; default all")
     filters: ExportFilters = Field(default_factory=ExportFilters)
 
-    @model_validator(mode="after")
-    def _range_is_ordered(self) -> ExportRequest:
-        if self.date_from > self.date_to:
-            raise ValueError(f"date_from ({self.date_from}) is after date_to ({self.date_to})")
-        return self
+    @field_validator("date_to")
+    @classmethod
+    def _range_is_ordered(cls, date_to: date, info: ValidationInfo) -> date:
+        """On `date_to`, so the 422 names a field a form can show the message next to."""
+        date_from = info.data.get("date_from")
+        if date_from is not None and date_from > date_to:
+            raise ValueError(f"date_from ({date_from}) is after date_to ({date_to})")
+        return date_to
 
 
 class ExportCreated(BaseModel):
@@ -127,6 +132,8 @@ class ExportCreated(BaseModel):
     created_at: datetime
     reused_from_ref: str | None = None
     status_url: str | None = Field(None, description="where to poll the export (also the `Location` header)")
+    download_url: str | None = Field(None, description="a reused file: a freshly signed URL at once")
+    expires_at: datetime | None = None
 
 
 class ExportView(BaseModel):
@@ -143,6 +150,16 @@ class ExportView(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     rows_written: int | None = None
+    rows_estimated: int | None = Field(
+        None,
+        description="while PENDING/RUNNING: the rows the export is expected to write (GET one export only)",
+    )
+    rows_estimated_exact: bool | None = Field(
+        None, description="true: a count; false: the planner's estimate"
+    )
+    progress: int | None = Field(
+        None, ge=0, le=100, description="percent: rows_written / rows_estimated, capped at 99 until COMPLETED"
+    )
     row_count: int | None = None
     file_size_bytes: int | None = None
     reused_from_ref: str | None = None
@@ -206,3 +223,12 @@ class DatasetView(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[DatasetView]
+
+
+class FilterValues(BaseModel):
+    """The caller's own values of one `any_of` filter (e.g. their account ids), for a pick-list."""
+
+    dataset: str
+    filter: str
+    values: list[str]
+    truncated: bool = Field(description="more values match than `limit`: narrow them with `q`")

@@ -23,6 +23,7 @@ from api.services.exports import (
 )
 from export_engine.db import lifecycle
 from api.services.streams import check_pdf_rows, spec_for
+from api.source_lookups import check_owned_values, fill_progress
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
@@ -62,6 +63,9 @@ def post_export(
     if body.format == "pdf":  # a statement has a row limit: refuse now, not with a FAILED export later
         dataset, spec = spec_for(catalog, principal, body)
         check_pdf_rows(dataset=dataset, spec=spec, source=request.app.state.source)
+    check_owned_values(
+        body, owner=principal.subject, catalog=catalog, lookups=request.app.state.source_lookups
+    )
     result = create_export(
         session=session,
         principal=principal,
@@ -77,12 +81,21 @@ def post_export(
     export = result.export
     status_url = f"/export/{export.reference_id}"
     response.headers["Location"] = status_url
+    signed = (  # a reused file: the signed URL at once, no second request
+        signed_download(
+            export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session)
+        )
+        if result.outcome == "reused"
+        else None
+    )
     return ExportCreated(
         reference_id=export.reference_id,
         status=export.status,
         created_at=export.created_at,
         reused_from_ref=export.reused_from_ref,
         status_url=status_url,
+        download_url=signed[0] if signed else None,
+        expires_at=signed[1] if signed else None,
     )
 
 
@@ -122,13 +135,17 @@ def list_my_exports(
 )
 def read_export(
     reference_id: str,
+    request: Request,
+    catalog: CatalogDep,
     session: SessionDep,
     principal: PrincipalDep,
     storage: StorageDep,
     settings: SettingsDep,
 ) -> ExportView:
     export = get_export(session=session, principal=principal, reference_id=reference_id)
-    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
+    view = _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
+    fill_progress(view, export, catalog=catalog, lookups=request.app.state.source_lookups)
+    return view
 
 
 @router.get(

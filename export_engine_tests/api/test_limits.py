@@ -54,7 +54,7 @@ def test_a_body_at_the_limit_is_parsed_and_validated(make_client):
     body = _body(LIMIT).replace(b'"2024-01-31"', b'"2023-12-31"')  # date_to before date_from
     response = client.post("/export", content=body, headers={**auth(), "Content-Type": "application/json"})
     assert response.status_code == 422
-    assert response.json()["detail"] == "body: date_from (2024-01-01) is after date_to (2023-12-31)"
+    assert response.json()["detail"] == "date_to: date_from (2024-01-01) is after date_to (2023-12-31)"
 
 
 def test_the_default_limit_is_one_mebibyte():
