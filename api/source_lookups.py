@@ -104,6 +104,8 @@ class SourceLookups:
             "SELECT DISTINCT {value}::text FROM {source} WHERE {owner} = %(owner)s AND {value} IS NOT NULL"
             " AND {value}::text <> '' AND {value}::text ILIKE %(pattern)s ORDER BY 1 LIMIT %(limit)s"
         ).format(value=value, source=source, owner=sql.Identifier(dataset.owner_column))
+        if "\x00" in search:  # PostgreSQL text cannot hold NUL, so nothing matches
+            return [], False
         rows = self._fetch(statement, {"owner": owner, "pattern": _like_pattern(search), "limit": limit + 1})
         values = [row[0] for row in rows]
         return values[:limit], len(values) > limit
@@ -133,8 +135,9 @@ class SourceLookups:
             column=column,
             owner=sql.Identifier(dataset.owner_column),
         )
+        storable = [v for v in values if "\x00" not in v]  # PostgreSQL text cannot hold NUL: never present
         try:
-            present = {row[0] for row in self._fetch(statement, {"owner": owner, "values": list(values)})}
+            present = {row[0] for row in self._fetch(statement, {"owner": owner, "values": storable})}
         except SourceLookupFailed as exc:
             log.warning("could not check %s values against the owner's rows: %s", filter_name, exc)
             return []

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import CatalogDep, PrincipalDep
 from api.errors import DatasetUnknown, InvalidRequest, ServiceUnavailable
+from api.openapi import bearer, errors
 from api.schemas import FilterValues
 from api.source_lookups import SourceLookupFailed, SourceLookups
 from export_engine.errors import CatalogError
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(tags=["datasets"], dependencies=[Depends(bearer)])
 
 
 def source_lookups(request: Request) -> SourceLookups:
@@ -25,10 +26,7 @@ def source_lookups(request: Request) -> SourceLookups:
 @router.get(
     "/datasets/{dataset_id}/filter-values/{filter_name}",
     response_model=FilterValues,
-    responses={
-        422: {"description": "unknown dataset, or a filter the dataset lacks or that takes a number"},
-        503: {"description": "the source database is unavailable or too slow"},
-    },
+    responses=errors(401, 422, 503),
 )
 def list_filter_values(
     dataset_id: str,

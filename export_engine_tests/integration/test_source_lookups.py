@@ -83,6 +83,8 @@ def test_unknown_values_are_the_ones_the_owner_lacks(stack, catalog, lookups):
     tags = lookups.filter_values(dataset, "tag_ids", owner="demo-user-7")[0]
     assert lookups.unknown_values(dataset, "tag_ids", owner="demo-user-7", values=tags) == []
     assert lookups.unknown_values(dataset, "tag_ids", owner="demo-user-7", values=["tag-404"]) == ["tag-404"]
+    assert lookups.unknown_values(dataset, "tag_ids", owner="demo-user-7", values=["a\x00b"]) == ["a\x00b"]
+    assert lookups.filter_values(dataset, "tag_ids", owner="demo-user-7", search="\x00") == ([], False)
 
 
 def test_estimate_is_an_exact_count_when_small_and_cached(stack, catalog, lookups):
