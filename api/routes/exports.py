@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
-from sqlalchemy import func, select
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
+from api.errors import ErrorBody
 from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
@@ -21,9 +21,9 @@ from api.services.exports import (
     list_exports,
     signed_download,
 )
-from export_engine.db import lifecycle
 from api.services.streams import check_pdf_rows, spec_for
 from api.source_lookups import check_owned_values, fill_progress
+from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
@@ -43,6 +43,7 @@ router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
         },
         **errors(401, 422, 503),
         429: {
+            "model": ErrorBody,
             "description": "the owner already has OWNER_ACTIVE_EXPORT_LIMIT exports PENDING or RUNNING; "
             "retry after `Retry-After` seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
