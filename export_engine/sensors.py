@@ -132,12 +132,14 @@ def _reconcile(
         return None
     # No tag yet is not "no retry": Dagster stores the failure first and tags it a moment later (the
     # run monitor fails a run whose Celery task died, and this sensor can read it in between).
-    if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) != "false":
+    will_retry = run.tags.get(WILL_RETRY_TAG)
+    if run.status == dg.DagsterRunStatus.FAILURE and will_retry != "false":
         record = instance.get_run_record_by_id(holder)
         ended = record.end_time if record is not None and record.end_time else time.time()
         if time.time() - ended < RETRY_GRACE.total_seconds():
             return None
-        return _fail(repo, ref, holder, "the run failed and the retry Dagster promised was never launched")
+        if will_retry == "true":
+            return _fail(repo, ref, holder, "the run failed and the retry Dagster promised was never launched")
     return _fail(repo, ref, holder, _run_failure_reason(instance, run))
 
 

@@ -141,10 +141,10 @@ def test_a_silent_run_is_reported_failed_so_run_retries_take_over(env, instance,
 
 def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(env, instance, settings, storage, sessions):
     ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
-    run = _run(instance, ref, dg.DagsterRunStatus.STARTED)
+    run = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "false"})  # no retries left
     with sessions.begin() as s:
         s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
-    instance.report_run_failed(run, "worker process exited with code -9")
+    instance.report_run_failed(instance.get_run_by_id(run.run_id), "worker process exited with code -9")
 
     _tick(instance, settings, storage)
 
