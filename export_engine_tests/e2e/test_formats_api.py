@@ -6,6 +6,7 @@ to end, the catalog, the 422s, the listing and the download redirect.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import httpx
