@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
+from api.errors import ErrorBody
 from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
@@ -43,6 +44,7 @@ router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
         },
         **errors(401, 422, 503),
         429: {
+            "model": ErrorBody,
             "description": "the owner already has OWNER_ACTIVE_EXPORT_LIMIT exports PENDING or RUNNING; "
             "retry after `Retry-After` seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import httpx
 import psycopg2
@@ -18,23 +17,15 @@ import uvicorn
 from api.main import create_app
 from api.security import issue_token
 from export_engine.local_stack.processes import free_port
-from export_engine.request import ExportSpec
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests import faults
-
-
-class _NoDagster:
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
-        return str(uuid.uuid4())
-
-    def terminate(self, run_id: str) -> None:
-        pass
+from export_engine_tests.helpers import NoDagster
 
 
 @pytest.fixture
 def server(settings):
     port = free_port()
-    app = create_app(settings.model_copy(update={"stream_max_rows": 1_000_000}), launcher=_NoDagster())
+    app = create_app(settings.model_copy(update={"stream_max_rows": 1_000_000}), launcher=NoDagster())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
