@@ -7,9 +7,8 @@ from typing import Any
 
 import psycopg2
 
-from export_engine.db.models import Export
-
 from export_engine.catalog import Dataset
+from export_engine.db.models import Export
 from export_engine.query import copy_csv, select_query
 from export_engine.request import ExportSpec
 
@@ -45,3 +44,13 @@ def export_row(spec: ExportSpec, reference_id: str, **columns: Any) -> Export:
         params=spec.canonical(),
         **columns,
     )
+
+
+class NoDagster:
+    """A launcher for gateway tests without Dagster: exports are committed and handed over; none runs."""
+
+    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+        return f"run-{reference_id}"
+
+    def terminate(self, run_id: str) -> None:
+        pass

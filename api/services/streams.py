@@ -82,6 +82,13 @@ def _count(snapshot: SnapshotSource, select: Any, params: dict[str, Any], limit:
         raise ServiceUnavailable("the source database is unavailable; retry in a few seconds") from exc
 
 
+def _pdf_too_long() -> InvalidRequest:
+    return InvalidRequest(
+        f"format: a pdf statement holds at most {PDF_MAX_ROWS:,} rows and this one has more; "
+        "narrow the dates or filters, or choose csv, xlsx, parquet or json"
+    )
+
+
 def check_pdf_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabase) -> None:
     """A PDF statement holds at most `PDF_MAX_ROWS` rows: refuse a larger one before it is queued."""
     if spec.format != "pdf":
@@ -93,10 +100,7 @@ def check_pdf_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabase
     finally:
         snapshot.__exit__(None, None, None)
     if rows > PDF_MAX_ROWS:
-        raise InvalidRequest(
-            f"format: a pdf statement holds at most {PDF_MAX_ROWS:,} rows and this one has more; "
-            "narrow the dates or filters, or choose csv, xlsx, parquet or json"
-        )
+        raise _pdf_too_long()
 
 
 @dataclass
@@ -218,10 +222,7 @@ def prepare_stream(
         rows = _count(snapshot, select, params, limit)
         if rows > limit:
             if spec.format == "pdf" and limit == PDF_MAX_ROWS:
-                raise InvalidRequest(
-                    f"format: a pdf statement holds at most {PDF_MAX_ROWS:,} rows and this one has more; "
-                    "narrow the dates or filters, or choose csv, xlsx, parquet or json"
-                )
+                raise _pdf_too_long()
             raise TooManyRows(
                 f"this export has more than {limit:,} rows, the most a synchronous answer holds; "
                 "POST /export with the same body exports it in the background and gives a download link"

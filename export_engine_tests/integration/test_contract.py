@@ -1,45 +1,38 @@
 """The contract at its edges: one error body, every status declared, the document checked by schemathesis.
 
 The gateway runs in-process against the real export DB, source DB and S3 server; nothing runs the
-exports it queues (`_NoDagster`), and the rows this module creates are removed at the end.
+exports it queues (`NoDagster`), and the rows this module creates are removed at the end.
 """
 
 from __future__ import annotations
 
 import uuid
 
-import psycopg2
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy import delete, update
 
 from api.main import create_app
 from api.security import issue_token
-from export_engine.request import ExportSpec
+from export_engine.db.models import Export, ExportStatus
 from export_engine.settings import DEV_JWT_SECRET
+from export_engine_tests.helpers import NoDagster
 
 USER = "contract-user"  # owns no source rows: every export is empty and quick
 BODY = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "2024-01-31"}
 ERROR_STATUSES = {"401", "404", "409", "410", "413", "422", "429", "503"}
 
 
-class _NoDagster:
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
-        return str(uuid.uuid4())
-
-    def terminate(self, run_id: str) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def app(settings, stack):
-    app = create_app(settings, launcher=_NoDagster())
+def app(settings):
+    app = create_app(settings, launcher=NoDagster())
     yield app
-    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM exports WHERE owner = %s", (USER,))
+    with app.state.sessions() as session, session.begin():
+        session.execute(delete(Export).where(Export.owner == USER))
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +136,20 @@ def test_a_wrong_method_names_every_allowed_one(client):
     assert client.request("PUT", "/export/stream").headers["allow"] == "DELETE, GET, POST"
 
 
-def test_downloading_a_deleted_file_is_410(client, stack):
+def test_downloading_a_deleted_file_is_410(client):
     created = client.post("/export", json={**BODY, "force_refresh": True}, headers=_headers())
     reference_id = created.json()["reference_id"]
     early = client.get(f"/export/{reference_id}/download", headers=_headers(), follow_redirects=False)
     assert early.status_code == 409 and "is PENDING" in early.json()["detail"]
-    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+    with client.app.state.sessions() as session, session.begin():
         # what retention or DELETE leaves behind (the state machine itself is tested elsewhere)
-        cur.execute("UPDATE exports SET status = 'EXPIRED' WHERE reference_id = %s", (reference_id,))
+        session.execute(
+            update(Export)
+            .where(Export.reference_id == reference_id)
+            .values(status=ExportStatus.EXPIRED.value)
+        )
     gone = client.get(f"/export/{reference_id}/download", headers=_headers(), follow_redirects=False)
-    assert gone.status_code == 410
+    assert gone.status_code == 410, gone.text
     detail = f"the file of export {reference_id!r} was deleted (status EXPIRED); request the export again"
     assert gone.json() == {"detail": detail, "errors": []}
 

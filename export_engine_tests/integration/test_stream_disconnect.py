@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import httpx
 import psycopg2
@@ -18,23 +17,15 @@ import uvicorn
 from api.main import create_app
 from api.security import issue_token
 from export_engine.local_stack.processes import free_port
-from export_engine.request import ExportSpec
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests import faults
-
-
-class _NoDagster:
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
-        return str(uuid.uuid4())
-
-    def terminate(self, run_id: str) -> None:
-        pass
+from export_engine_tests.helpers import NoDagster
 
 
 @pytest.fixture
 def server(settings):
     port = free_port()
-    app = create_app(settings.model_copy(update={"stream_max_rows": 1_000_000}), launcher=_NoDagster())
+    app = create_app(settings.model_copy(update={"stream_max_rows": 20_000}), launcher=NoDagster())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -57,14 +48,15 @@ def _streaming_sessions(admin_url: str) -> list[tuple]:
 def test_a_client_that_goes_away_cancels_the_query_and_frees_the_slot(server, stack):
     app, url = server
     admin = stack.env["SOURCE_ADMIN_URL"]
-    body = {"table_name": "slow", "date_from": "2019-01-01", "date_to": "2026-12-31", "format": "csv"}
+    # ~8,000 rows: with the view armed the count and then the COPY each crawl for ~16 s (a row every 2 ms)
+    body = {"table_name": "slow", "date_from": "2019-01-01", "date_to": "2019-09-30", "format": "csv"}
     headers = {"Authorization": f"Bearer {issue_token('USD', secret=DEV_JWT_SECRET)}"}
     slots = app.state.stream_slots
     with httpx.Client(base_url=url, timeout=60) as client:
         try:
+            faults.arm(admin, "slow", 300)
             with client.stream("POST", "/export/stream", json=body, headers=headers) as response:
-                assert response.status_code == 200  # counted at full speed; now the COPY crawls
-                faults.arm(admin, "slow", 300)
+                assert response.status_code == 200
                 first = next(response.iter_bytes())
                 assert first.startswith(b"id,user_id,account_id,txn_date")
                 assert _streaming_sessions(admin), "the COPY should be running"
