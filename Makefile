@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit bench bench-small load clean
+.PHONY: install run test lint test-unit bench bench-small load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ install: $(STAMP)
 run: $(STAMP)  ## the whole stack on embedded defaults, one sample export, until Ctrl-C
 	$(BIN)/python -m export_engine.local_stack
 
-test: $(STAMP)  ## every test: unit, integration (real PostgreSQL + S3), end-to-end (real Dagster daemon)
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+test: lint  ## the gates, then every test: unit, api, integration (real PostgreSQL + S3), end-to-end (real Dagster daemon, workers, browser)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+lint: $(STAMP)  ## ruff (lint + format), mypy on the code, and the import-layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy api export_engine
+	$(BIN)/lint-imports
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider export_engine_tests/unit

@@ -106,6 +106,8 @@ class TooManyExports(GatewayError):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
 class TooManyRows(GatewayError):
     status_code = 413
 
@@ -213,7 +215,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientError)
     async def _storage_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("object storage unavailable: %s", exc)
-        response = _error(503, "the object storage is unavailable; nothing was changed, retry in a few seconds")
+        response = _error(
+            503, "the object storage is unavailable; nothing was changed, retry in a few seconds"
+        )
         response.headers["Retry-After"] = "5"
         return response
 

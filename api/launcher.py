@@ -106,11 +106,15 @@ class DagsterRunLauncher:
         }
         result = self._execute(_LAUNCH_RUN, {"executionParams": params})["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":
-            raise LaunchError(f"Dagster did not launch the run: {result.get('message', result['__typename'])}")
+            raise LaunchError(
+                f"Dagster did not launch the run: {result.get('message', result['__typename'])}"
+            )
         return result["run"]["runId"]
 
     def terminate(self, run_id: str) -> None:
         """Ask Dagster to stop the run; the op aborts its upload when interrupted."""
         result = self._execute(_TERMINATE_RUN, {"runId": run_id})["terminateRun"]
         if result["__typename"] != "TerminateRunSuccess":
-            raise LaunchError(f"could not terminate run {run_id}: {result.get('message', result['__typename'])}")
+            raise LaunchError(
+                f"could not terminate run {run_id}: {result.get('message', result['__typename'])}"
+            )

@@ -60,5 +60,10 @@ class NullStorage:
         self, key: str, *, content_type: str, filename: str, stop: threading.Event | None = None
     ) -> MultipartUploadStream:
         return MultipartUploadStream(
-            self.client, self.bucket, key, part_size=self.part_size_mb * MIB, content_type=content_type, stop=stop
+            self.client,
+            self.bucket,
+            key,
+            part_size=self.part_size_mb * MIB,
+            content_type=content_type,
+            stop=stop,
         )

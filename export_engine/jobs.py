@@ -76,7 +76,9 @@ def export_op(
         with heartbeat(beat):
             # This run holds the export now: uploads of earlier attempts or runs (killed workers) are garbage.
             if stale := storage.abort_uploads_under(spec.object_prefix(reference_id)):
-                context.log.warning("export %s: aborted %d upload(s) of earlier attempts", reference_id, stale)
+                context.log.warning(
+                    "export %s: aborted %d upload(s) of earlier attempts", reference_id, stale
+                )
             result = run_export(
                 spec,
                 key,
@@ -155,7 +157,11 @@ def export_op(
     )
 
 
-_FINISHED_RUN_STATUSES = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+_FINISHED_RUN_STATUSES = (
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+)
 
 
 def _claim(

@@ -139,7 +139,9 @@ def _reconcile(
         if time.time() - ended < RETRY_GRACE.total_seconds():
             return None
         if will_retry == "true":
-            return _fail(repo, ref, holder, "the run failed and the retry Dagster promised was never launched")
+            return _fail(
+                repo, ref, holder, "the run failed and the retry Dagster promised was never launched"
+            )
     return _fail(repo, ref, holder, _run_failure_reason(instance, run))
 
 
@@ -165,6 +167,8 @@ def _run_failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str
 def _abort_uploads(context: dg.SensorEvaluationContext, storage: S3StorageResource, export: Export) -> None:
     """Best effort: the status is already written; retention aborts whatever this misses."""
     try:
-        storage.abort_uploads_under(ExportSpec.from_canonical(export.params).object_prefix(export.reference_id))
+        storage.abort_uploads_under(
+            ExportSpec.from_canonical(export.params).object_prefix(export.reference_id)
+        )
     except Exception as exc:
         context.log.warning("export %s: could not abort its uploads yet: %s", export.reference_id, exc)

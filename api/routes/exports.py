@@ -115,7 +115,9 @@ def list_my_exports(
     page = list_exports(session=session, principal=principal, limit=limit, cursor=cursor, status=status)
     now = _db_now(session)
     return ExportPage(
-        items=[_view(e, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=now) for e in page.exports],
+        items=[
+            _view(e, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=now) for e in page.exports
+        ],
         next_cursor=page.next_cursor,
     )
 

@@ -18,8 +18,8 @@ from api.openapi import bearer, errors
 from api.schemas import ExportRequest
 from api.services.streams import PreparedStream, prepare_stream
 from export_engine.formats import FORMATS
-from export_engine.source import SourceDatabase
 from export_engine.settings import Settings
+from export_engine.source import SourceDatabase
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 

@@ -46,7 +46,9 @@ def cancel_export(
                 )
             lifecycle.expire_object(session, current.s3_key)
             storage.delete(current.s3_key)  # raises: the transaction rolls back, nothing changed
-            log.info("export file deleted", extra={"reference_id": export.reference_id, "s3_key": current.s3_key})
+            log.info(
+                "export file deleted", extra={"reference_id": export.reference_id, "s3_key": current.s3_key}
+            )
         run_id = canceled.dagster_run_id if canceled is not None else None
 
     if canceled is not None:

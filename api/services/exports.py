@@ -104,7 +104,9 @@ def create_export(
             if checked is not None and checked.missing:
                 lifecycle.expire_object(session, checked.s3_key)  # gone: never serve it again
             candidate = _final_file(session, key, final_since, now + policy.min_life)
-            if candidate is not None and not (checked and checked.missing and candidate.s3_key == checked.s3_key):
+            if candidate is not None and not (
+                checked and checked.missing and candidate.s3_key == checked.s3_key
+            ):
                 reusable = candidate
             active = _final_in_flight(session, key, final_since)
         decision = decide(

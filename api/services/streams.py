@@ -34,8 +34,8 @@ from export_engine.catalog import Catalog, Dataset
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
-from export_engine.source import SourceDatabase
 from export_engine.snapshot import SnapshotSource
+from export_engine.source import SourceDatabase
 from export_engine.streaming import ProgressTap
 from export_engine.writers import PDF_MAX_ROWS
 

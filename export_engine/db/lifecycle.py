@@ -207,10 +207,14 @@ def complete(
         .where(*same_key, Export.started_at <= done.started_at)
         .values(status=ExportStatus.SUPERSEDED.value)
     )
-    newer = session.scalar(select(Export.reference_id).where(*same_key, Export.started_at > done.started_at).limit(1))
+    newer = session.scalar(
+        select(Export.reference_id).where(*same_key, Export.started_at > done.started_at).limit(1)
+    )
     if newer is not None:  # a newer snapshot finished first: it stays the key's file
         session.execute(
-            update(Export).where(Export.reference_id == reference_id).values(status=ExportStatus.SUPERSEDED.value)
+            update(Export)
+            .where(Export.reference_id == reference_id)
+            .values(status=ExportStatus.SUPERSEDED.value)
         )
     return True
 

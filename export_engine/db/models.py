@@ -91,4 +91,4 @@ class Export(Base):
         Index("ix_exports_s3_key", "s3_key"),
     )
     # Server defaults (created_at = the database's now()) come back with the INSERT.
-    __mapper_args__ = {"eager_defaults": True}
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it once)

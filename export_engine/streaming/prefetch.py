@@ -9,6 +9,7 @@ so whatever the items come from (a database cursor) can be closed safely afterwa
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -58,8 +59,6 @@ def prefetched(items: Iterable[T], transform: Callable[[T], R], *, depth: int = 
     finally:
         stopped.set()
         while reader.is_alive():  # unblock a reader waiting on a full queue, then wait for it
-            try:
+            with contextlib.suppress(queue.Empty):
                 ready.get(timeout=_POLL)
-            except queue.Empty:
-                pass
         reader.join()

@@ -143,4 +143,3 @@ class ThreadedGzip(io.RawIOBase):
             step()
         except BaseException as exc:
             self._error = exc
-

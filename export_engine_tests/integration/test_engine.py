@@ -37,7 +37,12 @@ def test_object_equals_copy_of_the_same_query(stack, catalog, source, storage, o
     spec = ExportSpec("transactions", date_from, date_to, owner=owner)
     progress: list[int] = []
     result = run_export(
-        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=catalog, source=source, storage=storage, on_progress=progress.append
+        spec,
+        spec.object_key(str(uuid.uuid4()), "run-1"),
+        catalog=catalog,
+        source=source,
+        storage=storage,
+        on_progress=progress.append,
     )
     expected = expected_csv(stack.env["SOURCE_ADMIN_URL"], catalog.get("transactions"), spec)
     body = _object_bytes(storage, result.s3_key)
@@ -55,7 +60,11 @@ def test_large_export_spans_several_parts_and_leaves_no_upload(stack, catalog, s
     wide = Dataset(**{**catalog.get("transactions").__dict__, "owner_column": "currency"})
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
     result = run_export(
-        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=Catalog({"transactions": wide}), source=source, storage=storage
+        spec,
+        spec.object_key(str(uuid.uuid4()), "run-1"),
+        catalog=Catalog({"transactions": wide}),
+        source=source,
+        storage=storage,
     )
     assert result.file_size_bytes > 5 * 1024 * 1024
     head = storage.client.head_object(Bucket=storage.bucket, Key=result.s3_key)
@@ -72,7 +81,11 @@ def test_failure_mid_stream_aborts_the_upload(exploding, source, storage):
     reference_id = str(uuid.uuid4())
     with pytest.raises(psycopg2.errors.DivisionByZero) as info:
         run_export(
-            spec, spec.object_key(reference_id, "run-1"), catalog=Catalog({"exploding": exploding}), source=source, storage=storage
+            spec,
+            spec.object_key(reference_id, "run-1"),
+            catalog=Catalog({"exploding": exploding}),
+            source=source,
+            storage=storage,
         )
     assert not is_permanent(info.value)
     assert storage.pending_uploads(prefix="exports/exploding/") == []
@@ -80,21 +93,23 @@ def test_failure_mid_stream_aborts_the_upload(exploding, source, storage):
 
 
 def test_source_connection_is_read_only(source):
-    with source.connect() as conn, conn.cursor() as cur:
-        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):
-            cur.execute("DELETE FROM transactions WHERE id = 1")
+    with (
+        source.connect() as conn,
+        conn.cursor() as cur,
+        pytest.raises(psycopg2.errors.ReadOnlySqlTransaction),
+    ):
+        cur.execute("DELETE FROM transactions WHERE id = 1")
 
 
 def test_source_sessions_notice_a_silent_peer_within_a_minute(source):
     """A source that vanishes without a FIN or RST (a failover, a NAT that drops the connection's
     state) must fail the COPY soon, so the run retries, instead of hanging it until the max runtime.
     libpq turns TCP keepalives on by default, but with Linux's first probe after two hours."""
-    with source.connect() as conn:
-        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
-            interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
-            probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+    with source.connect() as conn, socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+        probes = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
     assert idle + interval * probes <= 60
 
 
@@ -133,7 +148,11 @@ def test_missing_table_is_a_permanent_error(catalog, source, storage):
     spec = ExportSpec("vanished", date(2020, 1, 1), date(2020, 1, 2), owner="x")
     with pytest.raises(psycopg2.errors.UndefinedTable) as info:
         run_export(
-            spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=Catalog({"vanished": gone}), source=source, storage=storage
+            spec,
+            spec.object_key(str(uuid.uuid4()), "run-1"),
+            catalog=Catalog({"vanished": gone}),
+            source=source,
+            storage=storage,
         )
     assert is_permanent(info.value)
     assert storage.pending_uploads(prefix="exports/vanished/") == []

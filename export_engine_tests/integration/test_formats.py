@@ -80,7 +80,9 @@ def edge(stack, catalog) -> Catalog:
 
 
 def _export(spec: ExportSpec, catalog: Catalog, source, storage) -> tuple[bytes, dict[str, Any], int]:
-    result = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=catalog, source=source, storage=storage)
+    result = run_export(
+        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=catalog, source=source, storage=storage
+    )
     obj = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)
     return obj["Body"].read(), obj, result.row_count
 
@@ -397,7 +399,13 @@ def test_arrow_path_missing_table_is_a_permanent_error(catalog, source, storage)
     for fmt in ("parquet", "xlsx"):
         spec = ExportSpec("gone", *RANGE, owner="x", format=fmt)
         with pytest.raises(psycopg2.errors.UndefinedTable) as info:
-            run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=gone, source=source, storage=storage)
+            run_export(
+                spec,
+                spec.object_key(str(uuid.uuid4()), "run-1"),
+                catalog=gone,
+                source=source,
+                storage=storage,
+            )
         assert 'relation "no_such_table" does not exist' in str(info.value)
         assert is_permanent(info.value)
     assert storage.pending_uploads(prefix="exports/gone/") == []

@@ -45,7 +45,9 @@ def sessions(settings):
 
 
 def _pending(sessions, owner: str | None = None, **columns) -> tuple[ExportSpec, str]:
-    spec = ExportSpec("transactions", date(2019, 1, 1), date(2019, 1, 31), owner=owner or f"fsm-{uuid.uuid4()}")
+    spec = ExportSpec(
+        "transactions", date(2019, 1, 1), date(2019, 1, 31), owner=owner or f"fsm-{uuid.uuid4()}"
+    )
     ref = str(uuid.uuid4())
     with sessions.begin() as session:
         session.add(export_row(spec, ref, status="PENDING", **columns))
@@ -93,7 +95,10 @@ def test_a_run_takes_over_from_a_finished_or_silent_holder_and_the_old_one_loses
     _, ref2 = _pending(sessions)
     with sessions.begin() as s:
         lifecycle.start(s, ref2, "run-a", stale_after=STALE)
-        s.execute(text("UPDATE exports SET heartbeat_at = now() - interval '31 seconds' WHERE reference_id = :r"), {"r": ref2})
+        s.execute(
+            text("UPDATE exports SET heartbeat_at = now() - interval '31 seconds' WHERE reference_id = :r"),
+            {"r": ref2},
+        )
     with sessions.begin() as s:
         assert lifecycle.start(s, ref2, "run-b", stale_after=STALE) is not None  # silent past the timeout
 
@@ -164,7 +169,11 @@ def test_cancel_of_a_running_export_terminates_its_run(sessions, storage):
     launcher = FakeLauncher()
     with sessions() as gateway:
         after = cancel_export(
-            session=gateway, principal=Principal(spec.owner), reference_id=ref, launcher=launcher, storage=storage
+            session=gateway,
+            principal=Principal(spec.owner),
+            reference_id=ref,
+            launcher=launcher,
+            storage=storage,
         )
     assert (after.status, after.error) == ("CANCELED", "canceled by its owner")
     assert launcher.terminated == ["run-a"]
@@ -181,12 +190,18 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 
 def _request(date_to: date = D, **extra) -> ExportRequest:
-    return ExportRequest(table_name="transactions", date_from="2026-11-01", date_to=date_to.isoformat(), **extra)
+    return ExportRequest(
+        table_name="transactions", date_from="2026-11-01", date_to=date_to.isoformat(), **extra
+    )
 
 
-def _finished_file(sessions, storage, owner: str, *, date_to: date, started_at: datetime, expires_at: datetime) -> str:
+def _finished_file(
+    sessions, storage, owner: str, *, date_to: date, started_at: datetime, expires_at: datetime
+) -> str:
     dataset = load_catalog(Settings.model_fields["catalog_path"].default).get("transactions")
-    spec = ExportSpec.for_dataset(dataset, owner=owner, date_from=date(2026, 11, 1), date_to=date_to)  # as the gateway
+    spec = ExportSpec.for_dataset(
+        dataset, owner=owner, date_from=date(2026, 11, 1), date_to=date_to
+    )  # as the gateway
     ref = str(uuid.uuid4())
     key = spec.object_key(ref, "run-1")
     storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"id\n")
@@ -205,9 +220,13 @@ def _finished_file(sessions, storage, owner: str, *, date_to: date, started_at: 
     return ref
 
 
-def _post(sessions, storage, settings, owner: str, request: ExportRequest, now: datetime, lag_hours: float = 0):
+def _post(
+    sessions, storage, settings, owner: str, request: ExportRequest, now: datetime, lag_hours: float = 0
+):
     launcher = FakeLauncher()
-    policy = ReusePolicy(timezone="UTC", settlement_lag=timedelta(hours=lag_hours), min_life=timedelta(hours=1))
+    policy = ReusePolicy(
+        timezone="UTC", settlement_lag=timedelta(hours=lag_hours), min_life=timedelta(hours=1)
+    )
     with sessions() as session:
         result = create_export(
             session=session,
@@ -228,16 +247,24 @@ def test_a_file_made_while_its_range_was_still_open_is_never_reused_the_next_day
     partial = _finished_file(
         sessions, storage, owner, date_to=D, started_at=_at(D, 10), expires_at=_at(D + timedelta(days=5), 0)
     )
-    result, launcher = _post(sessions, storage, settings, owner, _request(), now=_at(D + timedelta(days=1), 0, 5))
+    result, launcher = _post(
+        sessions, storage, settings, owner, _request(), now=_at(D + timedelta(days=1), 0, 5)
+    )
     assert result.outcome == "created" and result.export.reused_from_ref is None
     assert launcher.submitted == [result.export.reference_id]
 
     # A file whose snapshot started after D ended is final: the next identical request reuses it.
     final = _finished_file(
-        sessions, storage, owner, date_to=D, started_at=_at(D + timedelta(days=1), 0, 1),
+        sessions,
+        storage,
+        owner,
+        date_to=D,
+        started_at=_at(D + timedelta(days=1), 0, 1),
         expires_at=_at(D + timedelta(days=5), 0),
     )
-    again, launcher = _post(sessions, storage, settings, owner, _request(), now=_at(D + timedelta(days=1), 0, 10))
+    again, launcher = _post(
+        sessions, storage, settings, owner, _request(), now=_at(D + timedelta(days=1), 0, 10)
+    )
     assert (again.outcome, again.export.reused_from_ref) == ("reused", final)
     assert again.export.reused_from_ref != partial and launcher.submitted == []
 
@@ -245,19 +272,29 @@ def test_a_file_made_while_its_range_was_still_open_is_never_reused_the_next_day
 def test_the_settlement_lag_keeps_recent_days_unfinal(sessions, storage, settings):
     owner = f"final-{uuid.uuid4()}"
     _finished_file(
-        sessions, storage, owner, date_to=D, started_at=_at(D + timedelta(days=1), 1),
+        sessions,
+        storage,
+        owner,
+        date_to=D,
+        started_at=_at(D + timedelta(days=1), 1),
         expires_at=_at(D + timedelta(days=5), 0),
     )
     # With a 24 h lag, D's rows may still go pending → posted until D+2 00:00: not reused before that.
-    early, _ = _post(sessions, storage, settings, owner, _request(), now=_at(D + timedelta(days=1), 12), lag_hours=24)
+    early, _ = _post(
+        sessions, storage, settings, owner, _request(), now=_at(D + timedelta(days=1), 12), lag_hours=24
+    )
     assert early.outcome == "created"
 
 
-def test_a_file_with_too_little_life_left_is_not_reused_and_links_never_outlive_files(sessions, storage, settings):
+def test_a_file_with_too_little_life_left_is_not_reused_and_links_never_outlive_files(
+    sessions, storage, settings
+):
     owner = f"final-{uuid.uuid4()}"
     now = _at(D, 12)
     past = D - timedelta(days=10)
-    _finished_file(sessions, storage, owner, date_to=past, started_at=_at(D, 1), expires_at=now + timedelta(minutes=30))
+    _finished_file(
+        sessions, storage, owner, date_to=past, started_at=_at(D, 1), expires_at=now + timedelta(minutes=30)
+    )
     dying, _ = _post(sessions, storage, settings, owner, _request(date_to=past), now=now)
     assert dying.outcome == "created"  # 30 min left < the 1 h a reuse needs
     with sessions.begin() as s:  # (or the next request would attach to it)

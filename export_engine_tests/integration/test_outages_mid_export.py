@@ -235,7 +235,9 @@ def test_source_db_blip_mid_export_is_retried_and_completes(
     assert storage.pending_uploads(prefix=export.prefix) == []
 
 
-def test_export_db_blip_mid_export_does_not_touch_the_stream(settings, storage, source, op_settings, slow_source):
+def test_export_db_blip_mid_export_does_not_touch_the_stream(
+    settings, storage, source, op_settings, slow_source
+):
     """Progress and heartbeat are one best-effort write from the heartbeat thread: the COPY never waits
     on the export DB, so 3 s without it cost the export nothing (it used to fail the attempt)."""
     proxy = TcpProxy.in_front_of(settings.database_url)

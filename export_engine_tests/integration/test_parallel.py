@@ -31,9 +31,16 @@ def _object_bytes(storage: S3StorageResource, key: str) -> bytes:
 @pytest.mark.parametrize("slices", [2, 3, 7])
 def test_parallel_json_lines_are_the_sequential_file(wide, source, storage, slices):
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD", format="jsonl")
-    sequential = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage)
+    sequential = run_export(
+        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage
+    )
     parallel = run_export(
-        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage, parallel=slices
+        spec,
+        spec.object_key(str(uuid.uuid4()), "run-1"),
+        catalog=wide,
+        source=source,
+        storage=storage,
+        parallel=slices,
     )
 
     body = _object_bytes(storage, parallel.s3_key)
@@ -46,9 +53,16 @@ def test_parallel_json_lines_are_the_sequential_file(wide, source, storage, slic
 @pytest.mark.parametrize("slices", [2, 3, 7])
 def test_parallel_export_is_the_sequential_file(stack, wide, source, storage, slices):
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2030, 1, 1), owner="USD")
-    sequential = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage)
+    sequential = run_export(
+        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage
+    )
     parallel = run_export(
-        spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=wide, source=source, storage=storage, parallel=slices
+        spec,
+        spec.object_key(str(uuid.uuid4()), "run-1"),
+        catalog=wide,
+        source=source,
+        storage=storage,
+        parallel=slices,
     )
 
     body = _object_bytes(storage, parallel.s3_key)
@@ -64,7 +78,14 @@ def test_parallel_export_is_the_sequential_file(stack, wide, source, storage, sl
 
 def test_parallel_export_of_no_rows_is_the_header(stack, catalog, source, storage):
     spec = ExportSpec("transactions", date(2020, 1, 1), date(2020, 12, 31), owner="nobody")
-    result = run_export(spec, spec.object_key(str(uuid.uuid4()), "run-1"), catalog=catalog, source=source, storage=storage, parallel=4)
+    result = run_export(
+        spec,
+        spec.object_key(str(uuid.uuid4()), "run-1"),
+        catalog=catalog,
+        source=source,
+        storage=storage,
+        parallel=4,
+    )
     assert _object_bytes(storage, result.s3_key) == expected_csv(
         stack.env["SOURCE_ADMIN_URL"], catalog.get("transactions"), spec
     )

@@ -44,7 +44,9 @@ def sessions(settings):
     return session_factory(settings.database_url)
 
 
-def _export(sessions, *, status: str, run_id: str | None, age_s: int = 0, silence_s: int | None = None) -> str:
+def _export(
+    sessions, *, status: str, run_id: str | None, age_s: int = 0, silence_s: int | None = None
+) -> str:
     spec = ExportSpec("transactions", date(2019, 1, 1), date(2019, 1, 31), owner=f"reconcile-{uuid.uuid4()}")
     ref = str(uuid.uuid4())
     with sessions.begin() as s:
@@ -82,7 +84,9 @@ def _row(sessions, ref: str) -> Export:
         return s.get(Export, ref)
 
 
-def test_an_export_without_a_run_is_submitted_once_or_adopts_a_tagged_run(env, instance, settings, storage, sessions):
+def test_an_export_without_a_run_is_submitted_once_or_adopts_a_tagged_run(
+    env, instance, settings, storage, sessions
+):
     young = _export(sessions, status="PENDING", run_id=None, age_s=1)
     orphan = _export(sessions, status="PENDING", run_id=None, age_s=30)
     adopted = _export(sessions, status="PENDING", run_id=None, age_s=30)
@@ -105,15 +109,23 @@ def test_an_export_whose_run_was_deleted_fails_with_that_reason(env, instance, s
     assert row.status == "FAILED" and "no longer exists" in row.error, row.error
 
 
-def test_a_run_queued_past_the_deadline_fails_its_export_and_is_canceled(env, instance, settings, storage, sessions):
+def test_a_run_queued_past_the_deadline_fails_its_export_and_is_canceled(
+    env, instance, settings, storage, sessions
+):
     ref = _export(sessions, status="PENDING", run_id=None, age_s=601)
     run = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
     with sessions.begin() as s:
-        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
+        s.execute(
+            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
+            {"r": run.run_id, "ref": ref},
+        )
     fresh = _export(sessions, status="PENDING", run_id=None, age_s=5)
     fresh_run = _run(instance, fresh, dg.DagsterRunStatus.NOT_STARTED)
     with sessions.begin() as s:
-        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": fresh_run.run_id, "ref": fresh})
+        s.execute(
+            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
+            {"r": fresh_run.run_id, "ref": fresh},
+        )
 
     _tick(instance, settings, storage)
 
@@ -130,7 +142,10 @@ def test_a_silent_run_is_reported_failed_so_run_retries_take_over(env, instance,
     alive = _run(instance, alive_ref, dg.DagsterRunStatus.STARTED)
     with sessions.begin() as s:
         for r, rr in ((ref, run), (alive_ref, alive)):
-            s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": rr.run_id, "ref": r})
+            s.execute(
+                text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
+                {"r": rr.run_id, "ref": r},
+            )
 
     _tick(instance, settings, storage)
 
@@ -139,11 +154,18 @@ def test_a_silent_run_is_reported_failed_so_run_retries_take_over(env, instance,
     assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
 
 
-def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(env, instance, settings, storage, sessions):
+def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(
+    env, instance, settings, storage, sessions
+):
     ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
-    run = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "false"})  # no retries left
+    run = _run(
+        instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "false"}
+    )  # no retries left
     with sessions.begin() as s:
-        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
+        s.execute(
+            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
+            {"r": run.run_id, "ref": ref},
+        )
     instance.report_run_failed(instance.get_run_by_id(run.run_id), "worker process exited with code -9")
 
     _tick(instance, settings, storage)
@@ -152,11 +174,16 @@ def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(en
     assert row.status == "FAILED" and "worker process exited with code -9" in row.error, row.error
 
 
-def test_a_promised_retry_is_waited_for_then_given_up(env, instance, settings, storage, sessions, monkeypatch):
+def test_a_promised_retry_is_waited_for_then_given_up(
+    env, instance, settings, storage, sessions, monkeypatch
+):
     ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
     run = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "true"})
     with sessions.begin() as s:
-        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
+        s.execute(
+            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
+            {"r": run.run_id, "ref": ref},
+        )
     instance.report_run_failed(instance.get_run_by_id(run.run_id), "lost the worker")
 
     _tick(instance, settings, storage)
@@ -173,7 +200,10 @@ def test_a_newer_live_run_of_the_export_is_left_to_take_it_over(env, instance, s
     old = _run(instance, ref, dg.DagsterRunStatus.FAILURE)
     _run(instance, ref, dg.DagsterRunStatus.STARTING)
     with sessions.begin() as s:
-        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": old.run_id, "ref": ref})
+        s.execute(
+            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
+            {"r": old.run_id, "ref": ref},
+        )
 
     _tick(instance, settings, storage)
 

@@ -33,7 +33,9 @@ def _make_file(settings, storage, spec: ExportSpec) -> tuple[str, str]:
 def _statuses(sessions, *refs: str) -> dict[str, str]:
     with sessions() as session:
         return dict(
-            session.execute(select(Export.reference_id, Export.status).where(Export.reference_id.in_(refs))).all()
+            session.execute(
+                select(Export.reference_id, Export.status).where(Export.reference_id.in_(refs))
+            ).all()
         )
 
 
@@ -52,7 +54,9 @@ def _finished(spec, ref, key, *, expires_in: timedelta, reused_from_ref=None) ->
 
 def test_files_past_their_life_expire_with_their_reuses_and_younger_ones_stay(settings, storage):
     sessions = session_factory(settings.database_url)
-    old_spec = ExportSpec("transactions", date(2019, 4, 1), date(2019, 4, 30), owner=f"retention-{uuid.uuid4()}")
+    old_spec = ExportSpec(
+        "transactions", date(2019, 4, 1), date(2019, 4, 30), owner=f"retention-{uuid.uuid4()}"
+    )
     new_spec = ExportSpec("transactions", date(2019, 5, 1), date(2019, 5, 31), owner=old_spec.owner)
     old_ref, old_key = _make_file(settings, storage, old_spec)
     new_ref, new_key = _make_file(settings, storage, new_spec)
@@ -61,7 +65,9 @@ def test_files_past_their_life_expire_with_their_reuses_and_younger_ones_stay(se
         session.add_all(
             [
                 _finished(old_spec, old_ref, old_key, expires_in=-timedelta(minutes=1)),
-                _finished(old_spec, reuse_ref, old_key, expires_in=-timedelta(minutes=1), reused_from_ref=old_ref),
+                _finished(
+                    old_spec, reuse_ref, old_key, expires_in=-timedelta(minutes=1), reused_from_ref=old_ref
+                ),
                 _finished(new_spec, new_ref, new_key, expires_in=timedelta(hours=2)),
             ]
         )
@@ -113,7 +119,12 @@ def test_orphaned_objects_are_deleted_and_referenced_or_in_flight_ones_kept(sett
     delete_orphaned_objects(sessions, storage)  # with the default grace: everything here is too young
     for key in (*keys.values(), loser):
         assert storage.exists(key)
-    deleted = delete_orphaned_objects(sessions, storage, min_age=timedelta(0), prefix=f"exports/transactions/{spec.date_from}_{spec.date_to}/")
+    deleted = delete_orphaned_objects(
+        sessions,
+        storage,
+        min_age=timedelta(0),
+        prefix=f"exports/transactions/{spec.date_from}_{spec.date_to}/",
+    )
 
     assert deleted >= 3
     survivors = {k for k in (*keys.values(), loser) if storage.exists(k)}

@@ -157,13 +157,15 @@ def test_stop_event_ends_the_next_write_and_aborts(pieces):
     client = FakeS3()
     stop = threading.Event()
     written = 0
-    with pytest.raises(UploadStopped):
-        with MultipartUploadStream(client, "bucket", "key", part_size=5 * MIB, stop=stop) as stream:
-            writers = stream.split(pieces) if pieces > 1 else [stream]
-            for i in range(20):
-                if i == 7:
-                    stop.set()
-                writers[i % pieces].write(b"s" * MIB)
-                written += 1
+    with (
+        pytest.raises(UploadStopped),
+        MultipartUploadStream(client, "bucket", "key", part_size=5 * MIB, stop=stop) as stream,
+    ):
+        writers = stream.split(pieces) if pieces > 1 else [stream]
+        for i in range(20):
+            if i == 7:
+                stop.set()
+            writers[i % pieces].write(b"s" * MIB)
+            written += 1
     assert written == 7
     assert client.aborted and client.completed is None
