@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit bench load clean
+.PHONY: install run test test-unit compose-test bench load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(STAMP)  ## every test: unit, integration (real PostgreSQL + S3), end-to-
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider export_engine_tests/unit
+
+compose-test: $(STAMP)  ## as root: builds the Dockerfile, starts docker-compose.yml, exports through it (deploy/README.md)
+	$(BIN)/python deploy/compose-test/compose_test.py
 
 bench: $(STAMP)  ## side-by-side throughput and memory vs. raw COPY
 	$(BIN)/python -m bench.export_bench $(ARGS)
