@@ -364,14 +364,13 @@ def download_signed(url: str, s3_port: int) -> bytes:
 # --------------------------------------------------------------------------------------- the checks
 
 def bring_up(stack: Stack, has_worker: bool) -> None:
-    with Timer("storage up"):
-        stack.compose("up", "--detach", "--no-build", "--pull", "never", "postgres", "minio", "minio-setup")
     with Timer("migrations"):
-        stack.compose("run", "--rm", "--no-deps", "migrate")
+        # `run` starts what migrate depends on (PostgreSQL, healthy) and waits for it.
+        stack.compose("run", "--rm", "migrate")
         head = stack.psql("exports", "SELECT version_num FROM alembic_version")
         check(bool(head), f"the migrate service brought the export DB to revision {head}")
     with Timer(f"seed {SEED_ROWS:,} demo rows"):
-        stack.compose("--profile", "demo", "run", "--rm", "--no-deps", "seed")
+        stack.compose("--profile", "demo", "run", "--rm", "seed")
     with Timer("stack up, /readyz"):
         scale = ["--scale", "worker=2"] if has_worker else []
         stack.compose("up", "--detach", "--no-build", "--pull", "never", *scale)
@@ -428,38 +427,66 @@ def check_dagster_ui(stack: Stack, ref: str) -> None:
         check("dagster_webserver_version" in info, f"Dagster webserver {info.get('dagster_webserver_version')}")
         query = """query($v: String!) { runsOrError(filter: {tags: [{key: "reference_id", value: $v}]}) {
                    ... on Runs { results { runId status jobName } } } }"""
-        result = stack.dagster.post("/graphql", json={"query": query, "variables": {"v": ref}}).json()
-        runs = result["data"]["runsOrError"]["results"]
-        check(len(runs) == 1 and runs[0]["status"] == "SUCCESS",
-              f"the UI's GraphQL shows the export's run: {[(r['jobName'], r['status']) for r in runs]}")
+
+        def runs() -> list[tuple[str, str]] | str:
+            result = stack.dagster.post("/graphql", json={"query": query, "variables": {"v": ref}}).json()
+            found = [(r["jobName"], r["status"]) for r in result["data"]["runsOrError"]["results"]]
+            # The export is COMPLETED before its run process has exited and the run is marked SUCCESS.
+            return found if found and found[0][1] != "STARTED" else str(found)
+
+        found = wait_for("the export's run finishes in Dagster", runs, timeout=300)
+        check(found == [("export_job", "SUCCESS")], f"the UI's GraphQL shows the export's one run: {found}")
 
 
 def check_worker_killed_mid_export(stack: Stack) -> None:
-    """Two workers; the one streaming the export is killed; the export still completes, once."""
+    """Two workers; the one streaming an export is killed mid-export; the export completes, once.
+
+    "Mid-export" is made certain rather than raced: a session holds an ACCESS EXCLUSIVE lock on the
+    source table, so the export's COPY waits on it, RUNNING, in whichever worker took the run; that
+    worker is found by the COPY's client address, killed, and the lock released.
+    """
     with Timer("worker killed mid-export"):
         workers = stack.container_ids("worker")
         check(len(workers) == 2, f"two worker containers ({len(workers)})")
-        ips = {}
+        ips: dict[str, str] = {}
         for cid in workers:
             inspect = json.loads(run([stack.docker, "inspect", cid], capture=True).stdout)[0]
             for net in inspect["NetworkSettings"]["Networks"].values():
                 ips[net["IPAddress"]] = cid
-        created = post_export(stack, format="jsonl", force_refresh=True)
-        check(created.status_code == 202, f"a second export (JSON lines) is accepted ({created.status_code})")
-        ref = created.json()["reference_id"]
-        wait_status(stack, ref, {"RUNNING"}, timeout=300)
+        lock_sql = "BEGIN; LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(900);"
+        locker = subprocess.Popen(
+            [*stack.base, "exec", "-T", "-e", "PGAPPNAME=compose-test-lock", "postgres", "psql", "-h",
+             "/var/run/postgresql", "-U", "postgres", "-d", "transactions", "-c", lock_sql],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for("the table lock is held", lambda: stack.psql("transactions", (
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.granted "
+                "AND l.mode = 'AccessExclusiveLock' AND a.application_name = 'compose-test-lock'")) == "1",
+                timeout=120)
+            created = post_export(stack, format="jsonl", force_refresh=True)
+            check(created.status_code == 202, f"a second export (JSON lines) is accepted ({created.status_code})")
+            ref = created.json()["reference_id"]
 
-        def streaming_worker() -> str | None:
-            addrs = stack.psql("transactions", "SELECT string_agg(host(client_addr), ' ') FROM pg_stat_activity "
-                                               "WHERE datname = 'transactions' AND query ILIKE 'COPY%'")
-            return next((ips[a] for a in addrs.split() if a in ips), None)
+            def streaming_worker() -> str | None:
+                addrs = stack.psql("transactions", (
+                    "SELECT coalesce(string_agg(host(client_addr), ' '), '') FROM pg_stat_activity "
+                    "WHERE datname = 'transactions' AND query ILIKE 'COPY%' AND wait_event_type = 'Lock'"))
+                return next((ips[a] for a in addrs.split() if a in ips), None)
 
-        victim = wait_for("a worker container streaming the export", streaming_worker, timeout=300, every=0.2)
-        run([stack.docker, "kill", victim], timeout=120)
-        log(f"killed worker container {victim[:12]} mid-export")
+            victim = wait_for("a worker's COPY waiting on the lock", streaming_worker, timeout=300, every=0.5)
+            view = stack.api.get(f"/export/{ref}", headers=stack.auth).json()
+            check(view["status"] == "RUNNING", f"export {ref} is RUNNING in worker {victim[:12]}")
+            run([stack.docker, "kill", victim], timeout=120)
+            log(f"killed worker container {victim[:12]} mid-export")
+        finally:
+            stack.psql("transactions", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                       "WHERE application_name = 'compose-test-lock'")
+            locker.wait(timeout=120)
         done = wait_status(stack, ref, {"COMPLETED"}, timeout=900)
         rows = stack.psql("exports", f"SELECT count(*) FROM exports WHERE reference_id = '{ref}' AND status = 'COMPLETED'")
         check(rows == "1", f"export {ref} COMPLETED exactly once ({done['row_count']:,} rows)")
+        data = download_signed(done["download_url"], stack.ports["S3_PORT"])
+        check(len(data.splitlines()) == done["row_count"], f"its file has {done['row_count']:,} JSON lines")
         objects = stack.s3(f"print(len([o for o in s3.list_objects_v2(Bucket=bucket).get('Contents', []) "
                            f"if '{ref}' in o['Key']]))")
         uploads = stack.s3("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))")
@@ -492,44 +519,60 @@ def check_database_restart(stack: Stack, ref: str) -> None:
         check(done["row_count"] > 0, f"and COMPLETED ({done['row_count']:,} rows): Dagster recovered too")
 
 
+def summary(started: float, ok: bool) -> None:
+    log("summary:")
+    for name, seconds in timings.items():
+        log(f"  {name:<30} {seconds:7.1f}s")
+    for name, value in facts.items():
+        log(f"  {name:<30} {value}")
+    log(f"  {'total':<30} {time.monotonic() - started:7.1f}s")
+    log("PASSED" if ok else "FAILED")
+
+
 def main() -> int:
     started = time.monotonic()
     ok = False
-    with ExitStack() as stack_of_cleanups:
-        docker = start_engine(stack_of_cleanups)
-        compose = compose_binary()
-        build_images(docker)
-        workdir = Path(tempfile.mkdtemp(prefix="compose-test-"))
-        stack_of_cleanups.callback(shutil.rmtree, workdir, True)
-        stack = Stack(docker, compose, workdir)
-        stack.down()  # a stack left over by a killed earlier run
-        stack_of_cleanups.callback(lambda: Timer("down --volumes").__enter__() or stack.down() or log("stack removed"))
-        try:
-            has_worker = "worker" in stack.services()
-            bring_up(stack, has_worker)
-            ref = check_export_and_reuse(stack)
-            check_dagster_ui(stack, ref)
-            if has_worker:
-                check_worker_killed_mid_export(stack)
-            else:
-                log("SKIPPED: worker killed mid-export (docker-compose.yml has no `worker` service)")
-            check_database_restart(stack, ref)
-            ok = True
-        except BaseException:
-            stack.dump()
-            raise
-    total = time.monotonic() - started
-    log("summary:")
-    for name, seconds in timings.items():
-        log(f"  {name:<28} {seconds:7.1f}s")
-    for name, value in facts.items():
-        log(f"  {name:<28} {value}")
-    log(f"  {'total':<28} {total:7.1f}s")
-    log("PASSED" if ok else "FAILED")
-    return 0 if ok else 1
+    try:
+        with ExitStack() as cleanups:
+            docker = start_engine(cleanups)
+            compose = compose_binary()
+            build_images(docker)
+            workdir = Path(tempfile.mkdtemp(prefix="compose-test-"))
+            cleanups.callback(shutil.rmtree, workdir, True)
+            stack = Stack(docker, compose, workdir)
+            stack.down()  # a stack left over by an earlier run that was killed
+
+            def down() -> None:
+                with Timer("down --volumes"):
+                    stack.down()
+
+            cleanups.callback(down)
+            try:
+                has_worker = "worker" in stack.services()
+                bring_up(stack, has_worker)
+                ref = check_export_and_reuse(stack)
+                check_dagster_ui(stack, ref)
+                if has_worker:
+                    check_worker_killed_mid_export(stack)
+                else:
+                    log("SKIPPED: worker killed mid-export (docker-compose.yml has no `worker` service)")
+                check_database_restart(stack, ref)
+                ok = True
+            except BaseException:
+                stack.dump()
+                raise
+    finally:
+        summary(started, ok)
+    return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise CheckFailed(f"stopped by signal {signum} (a hang guard?)")
 
 
 if __name__ == "__main__":
+    # `timeout` in .ci/run sends SIGTERM: unwind, so the stack and a dockerd we started are removed.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         sys.exit(main())
     except CheckFailed as exc:
