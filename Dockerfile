@@ -5,9 +5,9 @@
 #   Dagster daemon     dagster-daemon run -w /opt/dagster/home/workspace.yaml
 #   migrations         alembic -c export_engine/db/alembic.ini upgrade head
 #
-# Two stages: `build` makes a virtualenv with every dependency and the project; the final stage copies
-# only that virtualenv and the source, so pip, the build backend and the wheels' build metadata stay
-# behind. No stage installs a compiler: every dependency ships a manylinux wheel.
+# Two stages: `build` makes a virtualenv with every dependency; the final stage copies only that
+# virtualenv (without pip) and the source, so the installer and its caches stay behind. No stage
+# installs a compiler: every dependency ships a manylinux wheel.
 #
 # The base is pinned to a Python patch release on Debian 12. PYTHON_BASE swaps it for any image with
 # Python 3.11, `python3 -m venv` and apt (deploy/compose-test builds one from Debian's packages, because
@@ -26,19 +26,13 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Dependencies first, read from pyproject.toml alone, so a code change does not reinstall them.
+# Dependencies only, read from pyproject.toml, so a code change reuses this stage whole. The installer
+# goes afterwards: nothing in the final image installs packages at run time.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
-
-# The project itself (its dependencies are already there), then the installer goes: nothing in the
-# final image installs packages at run time.
-COPY export_engine ./export_engine
-COPY api ./api
-RUN pip install --no-deps . \
-    && rm -rf build export_engine.egg-info \
+    && rm /tmp/requirements.txt \
     && pip uninstall --yes pip
 
 
@@ -47,6 +41,7 @@ FROM ${PYTHON_BASE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/export-engine \
     DAGSTER_HOME=/opt/dagster/home
 
 # tini is PID 1: it forwards SIGTERM and reaps the run-worker processes the Dagster code server spawns.
@@ -60,12 +55,6 @@ RUN apt-get update \
 
 COPY --from=build /opt/venv /opt/venv
 
-# The source stays in the working directory so the documented
-# `alembic -c export_engine/db/alembic.ini upgrade head` works as written.
-WORKDIR /opt/export-engine
-COPY --from=build /src/export_engine ./export_engine
-COPY --from=build /src/api ./api
-
 # Dagster instance (PostgreSQL storage, read from DAGSTER_PG_*) and the compose workspace (gRPC code server).
 # storage/ holds compute logs; compose shares it between the code server (where runs execute) and the webserver.
 COPY --chown=app:app dagster.yaml ${DAGSTER_HOME}/dagster.yaml
@@ -78,6 +67,14 @@ RUN mkdir -p ${DAGSTER_HOME}/storage && chown -R app:app ${DAGSTER_HOME}
 COPY deploy/healthcheck.py /usr/local/bin/export-engine-healthcheck
 HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=5 \
     CMD ["python", "/usr/local/bin/export-engine-healthcheck"]
+
+# The project is its source, imported through PYTHONPATH rather than installed: a code change rebuilds
+# these last small layers only, and the documented `alembic -c export_engine/db/alembic.ini upgrade head`
+# works as written from the working directory. Compiled here, as the app user cannot write __pycache__.
+WORKDIR /opt/export-engine
+COPY export_engine ./export_engine
+COPY api ./api
+RUN python -m compileall -q export_engine api
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

@@ -15,6 +15,7 @@ RUN mkdir -p /etc/postgresql-common/createcluster.d \
     && chmod 700 /var/lib/postgresql/data
 COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 ENV PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:$PATH
+# hadolint ignore=DL3066
 USER postgres
 # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for every client to disconnect), as the official image.
 STOPSIGNAL SIGINT
