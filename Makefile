@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-unit compose-test bench load clean
+.PHONY: install run test test-unit compose-test bench bench-small load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ compose-test: $(STAMP)  ## as root: builds the Dockerfile, starts docker-compose
 
 bench: $(STAMP)  ## side-by-side throughput and memory vs. raw COPY
 	$(BIN)/python -m bench.export_bench $(ARGS)
+
+bench-small: $(STAMP)  ## N tiny exports at once: fresh run process per export vs Celery run workers, same run
+	$(BIN)/python -m bench.small_exports $(ARGS)
 
 load: $(STAMP)  ## 1,000 POSTs / 50 clients / 100 keys against the running stack (start `make run` first)
 	$(BIN)/python -m loadtest $(ARGS)

@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.launcher import RunLauncher
-from api.security import AuthError, Principal, decode_token
+from api.security import AuthError, Principal, TokenVerifier
 from export_engine.catalog import Catalog
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 from export_engine.settings import Settings
 
 
@@ -30,24 +31,29 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_principal(request: Request, settings: SettingsDep) -> Principal:
-    header = request.headers.get("authorization")
-    if not header:
-        raise AuthError("missing bearer token: send 'Authorization: Bearer <JWT>'")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+_bearer = HTTPBearer(auto_error=False, description="a JWT whose `sub` is the owner of the exported rows")
+
+
+def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """HTTPBearer declares the scheme in the OpenAPI document; the messages stay ours."""
+    if credentials is None:
+        if not request.headers.get("authorization"):
+            raise AuthError("missing bearer token: send 'Authorization: Bearer <JWT>'")
         raise AuthError("Authorization header must be 'Bearer <JWT>'")
-    return decode_token(token.strip(), secret=settings.jwt_secret, algorithm=settings.jwt_algorithm)
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.decode(credentials.credentials.strip())
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_storage(request: Request) -> S3StorageResource:
+def get_storage(request: Request) -> S3Storage:
     return request.app.state.storage
 
 
-StorageDep = Annotated[S3StorageResource, Depends(get_storage)]
+StorageDep = Annotated[S3Storage, Depends(get_storage)]
 
 
 def get_launcher(request: Request) -> RunLauncher:

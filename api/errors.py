@@ -7,8 +7,10 @@ GatewayError
 ├── DatasetUnknown     → 422 (lists the valid dataset ids)
 ├── ExportConflict     → 409 (the export's state does not allow the operation)
 ├── InvalidRequest     → 422 (a column, filter, format or cursor not accepted; names the valid choices)
+├── TooManyExports     → 429 + Retry-After (the owner's PENDING + RUNNING exports are at the cap)
 └── ServiceUnavailable → 503 (a dependency is down; retry later)
 AuthError (api.security) → 401
+AuthUnavailable (api.security) → 503 (the identity provider's keys could not be fetched)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from api.security import AuthError
+from api.security import AuthError, AuthUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,14 @@ class ExportConflict(GatewayError):
     status_code = 409
 
 
+class TooManyExports(GatewayError):
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+
 class ServiceUnavailable(GatewayError):
     status_code = 503
 
@@ -88,12 +98,21 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
-        return _error(exc.status_code, str(exc))
+        response = _error(exc.status_code, str(exc))
+        response.headers.update(getattr(exc, "headers", {}))
+        return response
 
     @app.exception_handler(AuthError)
     async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
         response = _error(401, str(exc))
         response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(AuthUnavailable)
+    async def _auth_unavailable(_: Request, exc: AuthUnavailable) -> JSONResponse:
+        log.warning("token keys unavailable: %s", exc)
+        response = _error(503, "the identity provider is unavailable; retry in a few seconds")
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.exception_handler(RequestValidationError)

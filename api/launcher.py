@@ -1,12 +1,14 @@
-"""Hands exports to Dagster through its GraphQL API, at most one run per export."""
+"""Hands exports to Dagster through its GraphQL API (plain HTTP: the gateway imports no Dagster).
+
+At most one run per export: a retried submission finds the earlier run by its `reference_id` tag.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Protocol
+from typing import Any, Protocol
 
-from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+import httpx
 
 from export_engine.request import ExportSpec
 from export_engine.submission import EXPORT_JOB_NAME, run_config_for, run_tags_with_deadline
@@ -22,10 +24,30 @@ query RunsByTag($key: String!, $value: String!) {
   }
 }
 """
+_LAUNCH_RUN = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+_TERMINATE_RUN = """
+mutation TerminateRun($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
 
 
 class LaunchError(Exception):
-    """Dagster could not be reached or refused the run; the export stays PENDING for the sensor."""
+    """Dagster could not be reached or refused the run; the export stays PENDING for the reconciler."""
 
 
 class RunLauncher(Protocol):
@@ -35,7 +57,7 @@ class RunLauncher(Protocol):
 
 
 class DagsterRunLauncher:
-    """Submits `export_job` runs; a retried submission finds the earlier run by its `reference_id` tag."""
+    """Submits `export_job` runs to the Dagster webserver's GraphQL endpoint."""
 
     def __init__(
         self,
@@ -46,52 +68,49 @@ class DagsterRunLauncher:
         max_runtime_seconds: int,
         location_name: str = "export_engine",
     ) -> None:
-        self._host, self._port, self._timeout = host, port, int(max(timeout_seconds, 1))
-        self._local = threading.local()
+        self._url = f"http://{host}:{port}/graphql"
+        self._http = httpx.Client(timeout=max(timeout_seconds, 1))  # thread-safe, pooled
         self._location_name = location_name
         self._max_runtime_seconds = max_runtime_seconds
 
-    @property
-    def _client(self) -> DagsterGraphQLClient:
-        """One client per thread: the gql client under it is not safe to share between threads."""
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = self._local.client = DagsterGraphQLClient(
-                self._host, port_number=self._port, timeout=self._timeout
-            )
-        return client
+    def _execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.post(self._url, json={"query": query, "variables": variables})
+            response.raise_for_status()
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise LaunchError(f"Dagster is unreachable: {exc}") from exc
+        if body.get("errors"):
+            raise LaunchError(f"Dagster refused the request: {body['errors'][0].get('message')}")
+        return body["data"]
 
     def find_run(self, reference_id: str) -> str | None:
-        result = self._client._execute(_RUNS_BY_TAG, {"key": "reference_id", "value": reference_id})
-        runs = result["runsOrError"]
+        runs = self._execute(_RUNS_BY_TAG, {"key": "reference_id", "value": reference_id})["runsOrError"]
         if runs["__typename"] != "Runs":
             raise LaunchError(f"Dagster could not list runs: {runs.get('message', runs['__typename'])}")
         return runs["results"][0]["runId"] if runs["results"] else None
 
     def submit(self, reference_id: str, spec: ExportSpec) -> str:
-        try:
-            existing = self.find_run(reference_id)
-            if existing:
-                return existing
-            return self._client.submit_job_execution(
-                EXPORT_JOB_NAME,
-                repository_location_name=self._location_name,
-                repository_name="__repository__",
-                run_config=run_config_for(reference_id),
-                tags=run_tags_with_deadline(reference_id, spec, self._max_runtime_seconds),
-            )
-        except LaunchError:
-            raise
-        except (
-            DagsterGraphQLClientError,
-            OSError,
-            Exception,
-        ) as exc:  # requests/gql errors vary by transport
-            raise LaunchError(f"could not submit the run to Dagster: {exc}") from exc
+        existing = self.find_run(reference_id)
+        if existing:
+            return existing
+        tags = run_tags_with_deadline(reference_id, spec, self._max_runtime_seconds)
+        params = {
+            "selector": {
+                "repositoryLocationName": self._location_name,
+                "repositoryName": "__repository__",
+                "jobName": EXPORT_JOB_NAME,
+            },
+            "runConfigData": run_config_for(reference_id),
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        result = self._execute(_LAUNCH_RUN, {"executionParams": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise LaunchError(f"Dagster did not launch the run: {result.get('message', result['__typename'])}")
+        return result["run"]["runId"]
 
     def terminate(self, run_id: str) -> None:
         """Ask Dagster to stop the run; the op aborts its upload when interrupted."""
-        try:
-            self._client.terminate_run(run_id)
-        except Exception as exc:
-            raise LaunchError(f"could not terminate run {run_id}: {exc}") from exc
+        result = self._execute(_TERMINATE_RUN, {"runId": run_id})["terminateRun"]
+        if result["__typename"] != "TerminateRunSuccess":
+            raise LaunchError(f"could not terminate run {run_id}: {result.get('message', result['__typename'])}")

@@ -5,17 +5,24 @@ Run with `uvicorn api.main:app` (the dev stack does); `create_app(settings)` for
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import uvicorn
 from fastapi import FastAPI
 
+from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.routes import datasets, exports, health
+from api.security import TokenPolicy, TokenVerifier
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 from export_engine.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -28,25 +35,68 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     if settings.using_dev_secret:
         log.warning("JWT_SECRET is unset: using the published development secret")
     app = FastAPI(
-        title="Export engine", version="0.1.0", description="Asynchronous bulk exports with signed downloads"
+        title="Export engine",
+        version="0.1.0",
+        description="Asynchronous bulk exports with signed downloads",
+        lifespan=_serve_internal_port if settings.internal_port is not None else None,
     )
     app.state.settings = settings
-    app.state.catalog = load_catalog(settings.catalog_path)
+    app.state.verifier = TokenVerifier(TokenPolicy.from_settings(settings))
+    app.state.catalog = load_catalog(settings.catalog_path, default_max_span_days=settings.export_max_span_days)
     app.state.sessions = session_factory(settings.database_url)
-    app.state.storage = S3StorageResource.from_settings(settings)
+    app.state.storage = S3Storage.from_settings(settings)
     app.state.launcher = launcher or DagsterRunLauncher(
         settings.dagster_host,
         settings.dagster_port,
         timeout_seconds=settings.dagster_submit_timeout_seconds,
         max_runtime_seconds=settings.export_max_runtime_seconds,
     )
-    app.state.metrics_registry = build_registry(app.state.sessions)
-    app.add_middleware(RequestMetricsMiddleware)
+    app.state.metrics_registry = build_registry(app.state.sessions, cache_seconds=settings.metrics_cache_seconds)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: a refused body is timed and logged too
     install_error_handlers(app)
     app.include_router(health.router)
+    if settings.internal_port is None:
+        app.include_router(health.internal_router)
+    else:
+        internal = FastAPI(title="Export engine (internal)", docs_url=None, redoc_url=None, openapi_url=None)
+        internal.state = app.state  # the same sessions, storage, registry and readiness cache
+        internal.include_router(health.internal_router)
+        app.state.internal_app = internal
     app.include_router(exports.router)
     app.include_router(datasets.router)
     return app
+
+
+@asynccontextmanager
+async def _serve_internal_port(app: FastAPI) -> AsyncIterator[None]:
+    """/readyz and /metrics on `INTERNAL_PORT`, beside the public server, for as long as the app runs.
+
+    A second uvicorn server on its own thread and event loop; the gateway does not start if the port
+    cannot be bound (it would otherwise run without metrics and readiness).
+    """
+    settings: Settings = app.state.settings
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app.state.internal_app,
+            host=settings.internal_host,
+            port=settings.internal_port or 0,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    thread = threading.Thread(target=server.run, name="internal-port", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        await asyncio.sleep(0.05)
+    if not server.started:
+        raise RuntimeError(f"could not serve INTERNAL_PORT={settings.internal_port} on {settings.internal_host}")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -49,6 +49,7 @@ class Dataset:
     columns: dict[str, str]
     filters: dict[str, DatasetFilter] = field(default_factory=dict)
     formats: tuple[str, ...] = tuple(FORMATS)
+    max_span_days: int | None = None  # longest date range one export may cover; None: no limit
 
     def is_array(self, column: str) -> bool:
         return self.columns[column].endswith("[]")
@@ -71,8 +72,12 @@ class Catalog:
         return sorted(self.datasets)
 
 
-def load_catalog(path: Path) -> Catalog:
-    """Parse and check the catalog file; a bad entry fails loudly at start-up, not mid-export."""
+def load_catalog(path: Path, *, default_max_span_days: int | None = None) -> Catalog:
+    """Parse and check the catalog file; a bad entry fails loudly at start-up, not mid-export.
+
+    A dataset's `max_span_days` overrides `default_max_span_days` (the gateway passes
+    `EXPORT_MAX_SPAN_DAYS`); with neither, its date ranges are not limited.
+    """
     raw = yaml.safe_load(Path(path).read_text())
     datasets: dict[str, Dataset] = {}
     for dataset_id, entry in (raw.get("datasets") or {}).items():
@@ -90,6 +95,7 @@ def load_catalog(path: Path) -> Catalog:
                 columns=columns,
                 filters=_filters(dataset_id, entry.get("filters") or {}),
                 formats=tuple(entry.get("formats") or FORMATS),
+                max_span_days=_span(dataset_id, entry.get("max_span_days", default_max_span_days)),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CatalogError(f"catalog entry {dataset_id!r} is malformed: missing {exc}") from exc
@@ -98,6 +104,14 @@ def load_catalog(path: Path) -> Catalog:
     if not datasets:
         raise CatalogError(f"catalog {path} lists no datasets")
     return Catalog(datasets)
+
+
+def _span(dataset_id: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CatalogError(f"catalog entry {dataset_id!r}: max_span_days must be a whole number of days >= 1")
+    return value
 
 
 def _filters(dataset_id: str, raw: dict[str, object]) -> dict[str, DatasetFilter]:

@@ -3,6 +3,7 @@
 
 import json
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ def export_op(
         context.log.warning("export %s is %s; this run does nothing", reference_id, reason)
         return dg.Output(None, metadata={"reference_id": reference_id, "skipped_because": reason})
 
+    claimed_at = time.monotonic()
     context.log.info("export %s: attempt %d started", reference_id, context.retry_number + 1)
     # Set when this run stops holding a RUNNING export (canceled by its owner, failed by the
     # reconciler, taken over): the op stops on its own even if Dagster's termination never reaches it.
@@ -72,8 +74,9 @@ def export_op(
         key = spec.object_key(reference_id, run_id)
         _refuse_if_past_deadline(repo, claim, run_id, settings.export_max_runtime_seconds)
         with heartbeat(beat):
-            if stale := storage.abort_pending_uploads(key):
-                context.log.warning("export %s: aborted %d upload(s) of an earlier attempt", reference_id, stale)
+            # This run holds the export now: uploads of earlier attempts or runs (killed workers) are garbage.
+            if stale := storage.abort_uploads_under(spec.object_prefix(reference_id)):
+                context.log.warning("export %s: aborted %d upload(s) of earlier attempts", reference_id, stale)
             result = run_export(
                 spec,
                 key,
@@ -94,7 +97,8 @@ def export_op(
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except dg.DagsterExecutionInterruptedError as exc:
         # Canceled by its owner (already CANCELED: this is a no-op), from the UI, or by the run monitor.
-        reason = _termination_reason(claim, settings.export_max_runtime_seconds)
+        age = claim.age_seconds + time.monotonic() - claimed_at
+        reason = _termination_reason(age, settings.export_max_runtime_seconds)
         repo.fail(reference_id, reason, run_id=run_id)
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except Exception as exc:
@@ -197,12 +201,8 @@ def _read_spec(export: Export) -> ExportSpec:
         ) from exc
 
 
-def _past_deadline(claim: Claim, max_runtime_seconds: int) -> bool:
-    return claim.age_seconds > max_runtime_seconds
-
-
-def _termination_reason(claim: Claim, max_runtime_seconds: int) -> str:
-    if _past_deadline(claim, max_runtime_seconds):
+def _termination_reason(age_seconds: float, max_runtime_seconds: int) -> str:
+    if age_seconds > max_runtime_seconds:
         return f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
     return "the run was terminated"
 
@@ -211,7 +211,7 @@ def _refuse_if_past_deadline(
     repo: ExportRepository, claim: Claim, run_id: str, max_runtime_seconds: int
 ) -> None:
     """A run retried after the deadline (e.g. after the run monitor killed it) must not start over."""
-    if _past_deadline(claim, max_runtime_seconds):
+    if claim.age_seconds > max_runtime_seconds:
         reason = f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
         reference_id = claim.export.reference_id
         repo.fail(reference_id, reason, run_id=run_id)

@@ -97,6 +97,7 @@ class ExportSpec:
     ) -> ExportSpec:
         """Check a request against the catalog and canonicalise it; every refusal names the valid choices."""
         filters = filters or Filters()
+        _check_span(dataset, date_from, date_to)
         if format not in dataset.formats:
             raise ExportRequestError(
                 f"format: dataset {dataset.id!r} is not available as {format!r}; "
@@ -167,6 +168,17 @@ class ExportSpec:
 
 
 _KEY_HEAD = ("table_name", "date_from", "date_to", "owner")
+
+
+def _check_span(dataset: Dataset, date_from: date, date_to: date) -> None:
+    """Both ends count: 2024-01-01..2024-12-31 spans 366 days."""
+    limit = dataset.max_span_days
+    span = (date_to - date_from).days + 1
+    if limit is not None and span > limit:
+        raise ExportRequestError(
+            f"date range: {date_from}..{date_to} spans {span} days; dataset {dataset.id!r} allows at most "
+            f"{limit} days per export: split it into several exports"
+        )
 
 
 def _checked_columns(dataset: Dataset, columns: Iterable[str] | None) -> tuple[str, ...]:

@@ -6,19 +6,13 @@ built from the one `Settings` object at run time (`from_settings`).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-import boto3
 import dagster as dg
 import psycopg2
 import psycopg2.errors
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
 from psycopg2 import sql
 from psycopg2.extensions import make_dsn
 
@@ -27,7 +21,8 @@ from export_engine.db.session import session_factory
 from export_engine.formats import ArrowRows
 from export_engine.query import count_query, limit_zero, with_columns_as_text
 from export_engine.settings import DEFAULT_PART_SIZE_MB, Settings
-from export_engine.streaming import MIB, MultipartUploadStream
+from export_engine.storage import S3BucketMethods, S3Storage
+from export_engine.streaming import MIB
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -178,27 +173,8 @@ def _with_decimals(schema: pa.Schema, decimals: dict[str, pa.DataType]) -> pa.Sc
     return pa.schema([pa.field(f.name, decimals.get(f.name, f.type)) for f in schema])
 
 
-@lru_cache(maxsize=4)
-def _s3_client(endpoint_url: str | None, region: str, access_key: str | None, secret_key: str | None) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=BotoConfig(
-            signature_version="s3v4",  # SigV2 presigned URLs are rejected by modern S3
-            s3={"addressing_style": "path"} if endpoint_url else {},
-            retries={"max_attempts": 5, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=60,
-            max_pool_connections=20,
-        ),
-    )
-
-
-class S3StorageResource(dg.ConfigurableResource):
-    """The exports bucket: pipelined multipart uploads in, SigV4 presigned GETs out."""
+class S3StorageResource(S3BucketMethods, dg.ConfigurableResource):
+    """The exports bucket for ops and sensors: the same methods as the gateway's plain `S3Storage`."""
 
     bucket: str
     endpoint_url: str | None = None
@@ -209,113 +185,7 @@ class S3StorageResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> S3StorageResource:
-        return cls(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url or None,
-            region=settings.s3_region,
-            access_key_id=settings.aws_access_key_id,
-            secret_access_key=settings.aws_secret_access_key,
-            part_size_mb=settings.multipart_part_size_mb,
-        )
-
-    @property
-    def client(self) -> Any:
-        return _s3_client(self.endpoint_url, self.region, self.access_key_id, self.secret_access_key)
-
-    def start_upload(
-        self, key: str, *, content_type: str, filename: str, stop: threading.Event | None = None
-    ) -> MultipartUploadStream:
-        return MultipartUploadStream(
-            self.client,
-            self.bucket,
-            key,
-            part_size=self.part_size_mb * MIB,
-            content_type=content_type,
-            content_disposition=_attachment(filename),
-            stop=stop,
-        )
-
-    def presign(self, key: str, *, ttl_seconds: int, filename: str, content_type: str) -> str:
-        return self.client.generate_presigned_url(
-            "get_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "ResponseContentDisposition": _attachment(filename),
-                "ResponseContentType": content_type,
-            },
-            ExpiresIn=ttl_seconds,
-        )
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-
-    def ensure_bucket(self) -> None:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError:
-            self.client.create_bucket(Bucket=self.bucket)
-
-    def apply_lifecycle(self, *, expire_days: int, prefix: str = "exports/") -> None:
-        """Backstop for retention: the bucket itself expires exports and abandoned multipart uploads.
-
-        `Settings.lifecycle_expire_days` is a day past `RETENTION_HOURS`, so it never cuts a promised life."""
-        self.client.put_bucket_lifecycle_configuration(
-            Bucket=self.bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": "expire-exports",
-                        "Filter": {"Prefix": prefix},
-                        "Status": "Enabled",
-                        "Expiration": {"Days": expire_days},
-                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": expire_days},
-                    }
-                ]
-            },
-        )
-
-    def pending_uploads(self, prefix: str = "") -> list[dict[str, Any]]:
-        """Multipart uploads started and neither completed nor aborted, every page of them."""
-        pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=prefix
-        )
-        return [upload for page in pages for upload in page.get("Uploads", [])]
-
-    def abort_upload(self, key: str, upload_id: str) -> None:
-        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-
-    def abort_uploads_under(self, prefix: str) -> int:
-        """Abort every pending upload whose key starts with `prefix` (every run of one export)."""
-        stale = self.pending_uploads(prefix=prefix)
-        for upload in stale:
-            self.abort_upload(upload["Key"], upload["UploadId"])
-        return len(stale)
-
-    def objects(self, prefix: str) -> Iterator[dict[str, Any]]:
-        """Every object under `prefix` (`Key`, `LastModified`, `Size`), page by page."""
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            yield from page.get("Contents", [])
-
-    def abort_pending_uploads(self, key: str) -> int:
-        """Abort uploads of `key` left by a killed run worker; returns how many there were."""
-        stale = [u for u in self.pending_uploads(prefix=key) if u["Key"] == key]
-        for upload in stale:
-            self.abort_upload(key, upload["UploadId"])
-        return len(stale)
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=key)
-
-
-def _attachment(filename: str) -> str:
-    return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
+        return cls(**S3Storage.from_settings(settings).__dict__)
 
 
 class ExportDbResource(dg.ConfigurableResource):

@@ -83,12 +83,16 @@ def abort_abandoned_uploads(sessions: sessionmaker[Session], storage: S3StorageR
 
 
 def delete_orphaned_objects(
-    sessions: sessionmaker[Session], storage: S3StorageResource, *, min_age: timedelta = ORPHAN_MIN_AGE
+    sessions: sessionmaker[Session],
+    storage: S3StorageResource,
+    *,
+    min_age: timedelta = ORPHAN_MIN_AGE,
+    prefix: str = "exports/",
 ) -> int:
-    """Delete objects under `exports/` that no COMPLETED/SUPERSEDED export points at and whose export
+    """Delete objects under `prefix` that no COMPLETED/SUPERSEDED export points at and whose export
     is not in flight, once they are older than `min_age`."""
     cutoff = datetime.now(UTC) - min_age
-    old = [o["Key"] for o in storage.objects("exports/") if o["LastModified"] < cutoff]
+    old = [o["Key"] for o in storage.objects(prefix) if o["LastModified"] < cutoff]
     deleted = 0
     for start in range(0, len(old), 500):
         keys = old[start : start + 500]

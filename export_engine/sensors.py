@@ -130,7 +130,9 @@ def _reconcile(
     newest = _newest_run(instance, ref)
     if newest is not None and newest.run_id != holder and newest.status in (*_WAITING, *_LIVE):
         return None
-    if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true":
+    # No tag yet is not "no retry": Dagster stores the failure first and tags it a moment later (the
+    # run monitor fails a run whose Celery task died, and this sensor can read it in between).
+    if run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) != "false":
         record = instance.get_run_record_by_id(holder)
         ended = record.end_time if record is not None and record.end_time else time.time()
         if time.time() - ended < RETRY_GRACE.total_seconds():

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"
@@ -22,21 +23,33 @@ DEV_JWT_SECRET = "dev-only-secret-change-me-please-0123456789"
 DEFAULT_PART_SIZE_MB = 6
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
+JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "ES256"]
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 
-    environment: str = Field("development", description="`development` allows the dev JWT secret")
+
+class Settings(BaseSettings):
+    # hide_input_in_errors: a rejected value (a short JWT_SECRET, a URL with a password) is not echoed
+    # into the validation error, which ends up on stderr.
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    environment: str = Field(
+        "production",
+        description="only `development` (set by `make run` and the tests) allows the published dev JWT secret",
+    )
 
     # Databases
-    database_url: str = Field(..., description="export service DB (SQLAlchemy URL)")
-    source_database_url: str = Field(..., description="transactions DB the exports read (libpq URL)")
+    # repr=False: the URLs carry passwords; they never appear in repr(Settings) or a log line.
+    database_url: str = Field(..., repr=False, description="export service DB (SQLAlchemy URL)")
+    source_database_url: str = Field(
+        ..., repr=False, description="transactions DB the exports read (libpq URL)"
+    )
 
     # Object storage
     s3_endpoint_url: str | None = Field(None, description="unset for AWS; http://host:port for MinIO/moto")
     s3_bucket: str = "exports"
     s3_region: str = "us-east-1"
     aws_access_key_id: str | None = None
-    aws_secret_access_key: str | None = None
+    aws_secret_access_key: SecretStr | None = None
     presign_ttl_seconds: int = Field(24 * 3600, gt=0, le=7 * 24 * 3600)
     multipart_part_size_mb: int = Field(DEFAULT_PART_SIZE_MB, ge=5, le=512)
     export_parallel_streams: int = Field(
@@ -68,9 +81,45 @@ class Settings(BaseSettings):
         3600, ge=0, description="a finished file with less life left than this is not reused"
     )
 
+    # Run workers (Celery): each Dagster run is a task in a long-lived worker process
+    celery_broker_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="broker the daemon sends runs to and the workers read"
+    )
+    celery_result_backend: str = Field(
+        "redis://127.0.0.1:6379/1",
+        description="task states; the daemon's run monitor reads them, so never rpc://",
+    )
+    celery_queue: str = Field("dagster", description="queue the run launcher sends to and workers consume")
+    celery_worker_concurrency: int = Field(2, ge=1, le=64, description="runs at once per worker node")
+    owner_run_limit: int = Field(2, ge=1, description="runs of one owner in flight at once (run queue)")
+    owner_active_export_limit: int = Field(
+        20, ge=1, description="PENDING + RUNNING exports one owner may have; past it POST answers 429"
+    )
+
     # Gateway
-    jwt_secret: str = Field(DEV_JWT_SECRET, min_length=32, description="HS256 key; at least 32 characters")
-    jwt_algorithm: str = "HS256"
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEV_JWT_SECRET), min_length=32, description="HMAC key (HS*); at least 32 characters"
+    )
+    jwt_algorithm: JwtAlgorithm = "HS256"
+    jwt_public_key: str | None = Field(None, description="PEM public key verifying RS256/ES256 tokens")
+    jwt_jwks_url: str | None = Field(
+        None, description="the identity provider's JWKS URL (RS256/ES256): keys chosen by the token's kid"
+    )
+    jwt_audience: str | None = Field(None, description="when set, tokens must carry this `aud`")
+    jwt_issuer: str | None = Field(None, description="when set, tokens must carry this `iss`")
+    max_request_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="a larger request body is refused with 413 before it is parsed"
+    )
+    export_max_span_days: int = Field(
+        3660, ge=1, description="longest date range one export may cover; a dataset may set its own"
+    )
+    metrics_cache_seconds: float = Field(
+        15, ge=0, description="/metrics reads the export DB at most this often; /readyz checks as often"
+    )
+    internal_port: int | None = Field(
+        None, description="when set, /metrics and /readyz are served only on this port, not the public one"
+    )
+    internal_host: str = Field("127.0.0.1", description="where the internal port listens")
     business_timezone: str = Field("UTC", description="'today' for the dedup rule is computed here")
     log_level: str = "INFO"
     catalog_path: Path = Field(Path(__file__).with_name("catalog.yaml"))
@@ -81,12 +130,27 @@ class Settings(BaseSettings):
 
     @property
     def using_dev_secret(self) -> bool:
-        return self.jwt_secret == DEV_JWT_SECRET
+        return self.jwt_algorithm in HMAC_ALGORITHMS and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+
+    @model_validator(mode="after")
+    def _jwt_keys_match_algorithm(self) -> Settings:
+        if self.jwt_algorithm in HMAC_ALGORITHMS:
+            if self.jwt_public_key or self.jwt_jwks_url:
+                raise ValueError(
+                    f"JWT_ALGORITHM={self.jwt_algorithm} verifies with JWT_SECRET; "
+                    "JWT_PUBLIC_KEY and JWT_JWKS_URL need RS256 or ES256"
+                )
+        elif bool(self.jwt_public_key) == bool(self.jwt_jwks_url):
+            raise ValueError(f"JWT_ALGORITHM={self.jwt_algorithm} needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL")
+        return self
 
     def check_secrets(self) -> None:
         """Refuse to start outside development with the published dev secret."""
         if self.using_dev_secret and self.environment != "development":
-            raise RuntimeError("JWT_SECRET must be set outside development")
+            raise RuntimeError(
+                f"JWT_SECRET must be set when ENVIRONMENT={self.environment!r}: the default is the published "
+                "development secret (only ENVIRONMENT=development accepts it)"
+            )
 
 
 def lifecycle_expire_days(retention_hours: float) -> int:

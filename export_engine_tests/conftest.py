@@ -41,6 +41,8 @@ def stack() -> Iterator[LocalStack]:
         env = local.start_storage()
         local.seed(SEED_ROWS)
         faults.install(env["SOURCE_ADMIN_URL"])
+        env["ENVIRONMENT"] = "development"  # the gateway accepts the dev JWT secret the tests sign with
+        env["METRICS_CACHE_SECONDS"] = "0"  # the e2e metric tests compare two scrapes seconds apart
         env["EXPORT_MAX_RUNTIME_SECONDS"] = str(EXPORT_MAX_RUNTIME_SECONDS)
         env["HEARTBEAT_TIMEOUT_SECONDS"] = "15"
         env["CATALOG_PATH"] = str(
@@ -54,7 +56,7 @@ def stack() -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def running_stack(stack: LocalStack) -> LocalStack:
     """The stack plus Dagster webserver + daemon and the gateway."""
-    if not stack.processes or len(stack.processes) < 4:
+    if not stack.workers:
         stack.start_services()
     return stack
 
@@ -63,6 +65,8 @@ def running_stack(stack: LocalStack) -> LocalStack:
 def settings(stack: LocalStack) -> Settings:
     env = stack.env
     return Settings(
+        environment="development",
+        metrics_cache_seconds=0,
         database_url=env["DATABASE_URL"],
         source_database_url=env["SOURCE_DATABASE_URL"],
         s3_endpoint_url=env["S3_ENDPOINT_URL"],

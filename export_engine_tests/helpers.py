@@ -7,6 +7,8 @@ from typing import Any
 
 import psycopg2
 
+from export_engine.db.models import Export
+
 from export_engine.catalog import Dataset
 from export_engine.query import copy_csv, select_query
 from export_engine.request import ExportSpec
@@ -28,3 +30,18 @@ def source_rows(admin_url: str, owner: str, date_from: Any, date_to: Any) -> lis
             (owner, date_from, date_to),
         )
         return cur.fetchall()
+
+
+def export_row(spec: ExportSpec, reference_id: str, **columns: Any) -> Export:
+    """An `exports` row for `spec`, as the gateway would insert it; `columns` set the rest."""
+    return Export(
+        reference_id=reference_id,
+        dedup_key=spec.dedup_key,
+        owner=spec.owner,
+        table_name=spec.table_name,
+        date_from=spec.date_from,
+        date_to=spec.date_to,
+        format=spec.format,
+        params=spec.canonical(),
+        **columns,
+    )

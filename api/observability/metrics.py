@@ -1,13 +1,18 @@
 """Prometheus metrics.
 
 Exports run in Dagster run processes (on other machines in production), so the export numbers are
-derived from the export DB at scrape time rather than counted in this process; they are right no
-matter how many gateways or run workers there are. Only HTTP latency is measured in-process.
+derived from the export DB rather than counted in this process; they are right no matter how many
+gateways or run workers there are. The aggregates are computed at most once per `METRICS_CACHE_SECONDS`
+(a scrape in between is answered from the last result), so scrapes, however frequent, cost the export DB
+a bounded amount. Only HTTP latency is measured in-process, labelled with the route template
+(`/export/{reference_id}`), never the raw path, so the number of series is bounded by the routes.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,19 +43,24 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def build_registry(sessions: sessionmaker[Session]) -> CollectorRegistry:
+def build_registry(sessions: sessionmaker[Session], *, cache_seconds: float = 15) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(HTTP_LATENCY)
-    registry.register(ExportMetricsCollector(sessions))
+    registry.register(ExportMetricsCollector(sessions, cache_seconds=cache_seconds))
     ProcessCollector(registry=registry)
     return registry
+
+
+# A caller's X-Request-ID is echoed and logged only if it looks like an id; otherwise a new one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class RequestMetricsMiddleware(BaseHTTPMiddleware):
     """Times every request, logs one JSON line for it, and echoes/assigns `X-Request-ID`."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        offered = request.headers.get("x-request-id", "")
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -77,11 +87,21 @@ class RequestMetricsMiddleware(BaseHTTPMiddleware):
 
 
 def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return getattr(route, "path", request.url.path)
-    return "unmatched"
+    """The template of the route that handled the request (`/export/{reference_id}`), never the raw path.
+
+    The router records the matched route in the scope; requests that never reached a route (404, or
+    refused by a middleware before routing) are matched here against the top-level routes, and fall
+    back to "unmatched". A raw path would add a series per export id polled.
+    """
+    route = request.scope.get("route")
+    if route is None:
+        for candidate in request.app.router.routes:
+            match, _ = candidate.matches(request.scope)
+            if match is Match.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 _TOTALS_SQL = text(
@@ -116,12 +136,24 @@ _SIZE_SQL = text(_histogram_sql("file_size_bytes", SIZE_BUCKETS))
 
 
 class ExportMetricsCollector(Collector):
-    """Reads the export DB on every scrape (a few aggregate queries over indexed columns)."""
+    """A few aggregate queries over the export DB, at most once per `cache_seconds` (0: every scrape)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, cache_seconds: float = 15) -> None:
         self._sessions = sessions
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()  # concurrent scrapes wait for one computation
+        self._families: list[object] = []
+        self._computed_at = -float("inf")
 
     def collect(self) -> Iterator[object]:
+        with self._lock:
+            if time.monotonic() - self._computed_at >= self._cache_seconds or not self._families:
+                self._families = list(self._compute())
+                self._computed_at = time.monotonic()
+            families = self._families
+        yield from families
+
+    def _compute(self) -> Iterator[object]:
         with self._sessions() as session:
             totals = session.execute(_TOTALS_SQL).all()
             statuses = session.execute(_STATUS_SQL).all()

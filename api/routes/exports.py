@@ -22,7 +22,7 @@ from api.services.exports import (
 )
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 
 router = APIRouter(tags=["exports"])
 
@@ -33,7 +33,12 @@ router = APIRouter(tags=["exports"])
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"}
+        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"},
+        429: {
+            "description": "the owner already has OWNER_ACTIVE_EXPORT_LIMIT exports PENDING or RUNNING; "
+            "retry after `Retry-After` seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
     },
 )
 def post_export(
@@ -54,6 +59,7 @@ def post_export(
         storage=storage,
         catalog=catalog,
         policy=ReusePolicy.from_settings(settings),
+        owner_limit=settings.owner_active_export_limit,
     )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
@@ -140,7 +146,7 @@ def _db_now(session: SessionDep) -> datetime:
     return session.scalar(select(func.now()))
 
 
-def _view(export: Export, *, storage: S3StorageResource, ttl_seconds: int, now: datetime) -> ExportView:
+def _view(export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime) -> ExportView:
     view = ExportView.model_validate(export, from_attributes=True)
     spec = ExportSpec.from_canonical(export.params)
     view.compression = spec.compression

@@ -1,9 +1,16 @@
-"""Liveness, readiness and metrics: unauthenticated, for load balancers and Prometheus."""
+"""Liveness, readiness and metrics: unauthenticated, for load balancers and Prometheus.
+
+`router` (liveness) is always on the public port. `internal_router` (readiness, metrics) is too unless
+`INTERNAL_PORT` is set, in which case only the internal port serves it (`api.main`). Both are cheap to
+call often: readiness answers from a result at most `READINESS_CACHE_SECONDS` old, metrics from
+aggregates at most `METRICS_CACHE_SECONDS` old.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import httpx
 from fastapi import APIRouter, Request, Response
@@ -12,7 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
+internal_router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
+
+READINESS_CACHE_SECONDS = 2.0  # a load balancer hammering /readyz costs three checks per 2 s, not per call
 
 
 @router.get("/healthz")
@@ -41,19 +51,16 @@ def _check_dagster(request: Request) -> None:
 _CHECKS = {"export_db": _check_database, "s3_bucket": _check_bucket, "dagster": _check_dagster}
 
 
-@router.get("/readyz")
+@internal_router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the export DB, the S3 bucket and Dagster's GraphQL API all answer; 503 names what doesn't."""
-
-    async def run(name: str) -> tuple[str, str]:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(_CHECKS[name], request), timeout=5)
-            return name, "ok"
-        except Exception as exc:
-            log.warning("readiness check %s failed: %s", name, exc)
-            return name, f"unavailable: {type(exc).__name__}"
-
-    results = dict(await asyncio.gather(*(run(name) for name in _CHECKS)))
+    state = request.app.state
+    cached = getattr(state, "readiness", None)
+    if cached is not None and time.monotonic() - cached[0] < READINESS_CACHE_SECONDS:
+        results = cached[1]
+    else:
+        results = await _check_all(request)
+        state.readiness = (time.monotonic(), results)
     failing = sorted(name for name, result in results.items() if result != "ok")
     if failing:
         return JSONResponse(
@@ -67,6 +74,18 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(content={"status": "ok", "checks": results})
 
 
-@router.get("/metrics")
+async def _check_all(request: Request) -> dict[str, str]:
+    async def run(name: str) -> tuple[str, str]:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_CHECKS[name], request), timeout=5)
+            return name, "ok"
+        except Exception as exc:
+            log.warning("readiness check %s failed: %s", name, exc)
+            return name, f"unavailable: {type(exc).__name__}"
+
+    return dict(await asyncio.gather(*(run(name) for name in _CHECKS)))
+
+
+@internal_router.get("/metrics")
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

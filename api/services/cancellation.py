@@ -21,7 +21,7 @@ from api.security import Principal
 from api.services.exports import get_export
 from export_engine.db import lifecycle
 from export_engine.db.models import Export
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def cancel_export(
     principal: Principal,
     reference_id: str,
     launcher: RunLauncher,
-    storage: S3StorageResource,
+    storage: S3Storage,
 ) -> Export:
     with session.begin():
         export = get_export(session=session, principal=principal, reference_id=reference_id)

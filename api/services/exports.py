@@ -22,25 +22,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNotReady, InvalidRequest
 from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
+from api.services.owner_cap import check_owner_cap
 from export_engine.catalog import Catalog
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.dedup import Decision, decide, final_at
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource
+from export_engine.storage import S3Storage
 from export_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["created", "reused", "attached"]
+LOCK_TIMEOUT_MS = 5000  # identical requests queue on the key's lock; none holds it across S3 I/O
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,14 @@ def create_export(
     principal: Principal,
     request: ExportRequest,
     launcher: RunLauncher,
-    storage: S3StorageResource,
+    storage: S3Storage,
     catalog: Catalog,
     policy: ReusePolicy,
+    owner_limit: int | None = None,
     now: datetime | None = None,
 ) -> CreateResult:
-    """`now` defaults to the database's clock (tests pass a frozen one)."""
+    """`now` defaults to the database's clock (tests pass a frozen one); `owner_limit` caps an owner's
+    PENDING + RUNNING exports (None: no cap)."""
     spec = _spec_for(catalog, principal, request)
     key = spec.dedup_key
     dataset = catalog.get(spec.table_name)
@@ -93,6 +97,7 @@ def create_export(
     checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
 
     with session.begin():
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))  # past it: 503, retry
         lifecycle.lock_dedup_key(session, key)
         reusable = active = None
         if final:
@@ -119,6 +124,8 @@ def create_export(
         if decision is Decision.ATTACH and active is not None:
             log.info("export attached", extra={"reference_id": active.reference_id})
             return CreateResult(active, "attached")
+        if owner_limit is not None:
+            check_owner_cap(session, owner=spec.owner, limit=owner_limit)
         export = lifecycle.create_pending(session, spec)
 
     _submit(session, launcher, export, spec)
@@ -184,7 +191,7 @@ class _Checked:
 
 
 def _checked_candidate(
-    session: Session, key: str, storage: S3StorageResource, final_since: datetime, alive_until: datetime
+    session: Session, key: str, storage: S3Storage, final_since: datetime, alive_until: datetime
 ) -> _Checked | None:
     """HEAD the candidate file outside the lock, so a slow S3 never holds the key's lock."""
     with session.begin():
@@ -221,7 +228,7 @@ def get_export(*, session: Session, principal: Principal, reference_id: str) -> 
 
 
 def signed_download(
-    export: Export, *, storage: S3StorageResource, ttl_seconds: int, now: datetime
+    export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime
 ) -> tuple[str, datetime] | None:
     """A signed URL and its expiry; the link never outlives the file (`object_expires_at`)."""
     if export.status != ExportStatus.COMPLETED.value or not export.s3_key:
@@ -243,7 +250,7 @@ def signed_download(
 
 
 def download_location(
-    *, session: Session, principal: Principal, reference_id: str, storage: S3StorageResource, ttl_seconds: int
+    *, session: Session, principal: Principal, reference_id: str, storage: S3Storage, ttl_seconds: int
 ) -> str:
     """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
     export = get_export(session=session, principal=principal, reference_id=reference_id)

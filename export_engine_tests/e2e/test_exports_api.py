@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -107,8 +107,11 @@ def test_force_refresh_runs_again_and_supersedes_the_old_file(api):
     assert reuse["reused_from_ref"] == fresh.json()["reference_id"]
 
 
-def test_ranges_reaching_today_are_never_reused(api):
-    params = dict(table_name="transactions", date_from="2025-01-01", date_to=date.today().isoformat())
+@pytest.mark.parametrize("days_ago", [0, 1])
+def test_ranges_that_are_not_final_are_never_reused(api, days_ago):
+    """Today's data is still arriving; yesterday's is inside the 24 h settlement lag (pending → posted)."""
+    date_to = datetime.now(UTC).date() - timedelta(days=days_ago)  # the gateway's BUSINESS_TIMEZONE is UTC
+    params = dict(table_name="transactions", date_from="2025-01-01", date_to=date_to.isoformat())
     first = api.post("demo-user-8", **params).json()
     assert api.wait("demo-user-8", first["reference_id"])["status"] == "COMPLETED"
     second = api.post("demo-user-8", **params)

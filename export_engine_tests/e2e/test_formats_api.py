@@ -6,7 +6,6 @@ to end, the catalog, the 422s, the listing and the download redirect.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import httpx
@@ -239,15 +238,8 @@ def test_download_redirects_only_to_the_owners_finished_file(api, settings):
     assert created.status_code == 202, created.text
     reference_id = created.json()["reference_id"]
 
-    early = api.http.get(
-        f"/export/{reference_id}/download", headers=api.headers(user), follow_redirects=False
-    )
-    if early.status_code != 302:  # the run may already be done on a fast machine
-        assert early.status_code == 409, early.text
-        assert re.fullmatch(
-            rf"export '{reference_id}' is (PENDING|RUNNING); only a COMPLETED export has a file",
-            early.json()["detail"],
-        )
+    # The 409 for a download before the file exists: integration/test_gateway_in_process.py, where the
+    # export stays PENDING for sure (a fake launcher); here the run may finish before a first GET.
     assert api.wait(user, reference_id)["status"] == "COMPLETED"
 
     download = _download(api, user, reference_id)

@@ -6,7 +6,19 @@ import psycopg2
 import pytest
 
 from export_engine.catalog import Catalog, Dataset, load_catalog
+from export_engine.db.migrate import upgrade
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings(stack, settings: Settings) -> Settings:
+    """The integration tier writes export rows of runs that exist in no Dagster instance (in-process
+    runs, made-up run ids): its own export DB keeps them away from the e2e stack's reconciler, which
+    would rightly fail them."""
+    url = stack.postgres.ensure_database("exports_integration")
+    upgrade(url)
+    return settings.model_copy(update={"database_url": url})
 
 
 @pytest.fixture(scope="session")

@@ -33,10 +33,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def op_settings(stack, monkeypatch) -> Iterator[None]:
+def op_settings(stack, settings, monkeypatch) -> Iterator[None]:
     """The op reads its settings (catalog path, deadline) from the environment, as in a real run worker."""
-    for name in ("CATALOG_PATH", "DATABASE_URL", "SOURCE_DATABASE_URL"):
+    for name in ("CATALOG_PATH", "SOURCE_DATABASE_URL"):
         monkeypatch.setenv(name, stack.env[name])
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("EXPORT_MAX_RUNTIME_SECONDS", "3600")
     get_settings.cache_clear()
     yield
@@ -61,11 +62,13 @@ class ExportInFlight:
         *,
         source: SourceDatabaseResource,
         storage: S3StorageResource,
-        config_overrides: dict | None = None,
+        export_db: ExportDbResource | None = None,
+        params_overrides: dict | None = None,
     ) -> None:
         self.spec = ExportSpec("slow", date(2019, 1, 1), date(2020, 12, 31), owner="USD")
         self.reference_id = str(uuid.uuid4())
-        self.key = self.spec.object_key(self.reference_id)
+        self.prefix = self.spec.object_prefix(self.reference_id)
+        self._storage = S3StorageResource.from_settings(settings)  # never behind the test's proxy
         self._sessions = session_factory(settings.database_url)
         with self._sessions.begin() as session:
             session.add(
@@ -77,17 +80,16 @@ class ExportInFlight:
                     date_from=self.spec.date_from,
                     date_to=self.spec.date_to,
                     format=self.spec.format,
-                    params=self.spec.canonical(),
+                    params={**self.spec.canonical(), **(params_overrides or {})},
                 )
             )
         self.result = None
         resources = {
-            "export_db": ExportDbResource.from_settings(settings),
+            "export_db": export_db or ExportDbResource.from_settings(settings),
             "source_db": source,
             "storage": storage,
         }
-        run_config = run_config_for(self.reference_id, self.spec)
-        run_config["ops"]["export_op"]["config"].update(config_overrides or {})
+        run_config = run_config_for(self.reference_id)
         self._thread = threading.Thread(
             target=self._run, args=(resources, run_config), name=f"export-{self.reference_id}", daemon=True
         )
@@ -97,6 +99,10 @@ class ExportInFlight:
         self.result = export_job.execute_in_process(
             run_config=run_config, resources=resources, raise_on_error=False
         )
+
+    def objects(self) -> list[str]:
+        """Every object of this export (one per run that completed an upload)."""
+        return [o["Key"] for o in self._storage.objects(self.prefix)]
 
     def row(self) -> Export:
         with self._sessions() as session:
@@ -149,9 +155,9 @@ def test_s3_down_mid_export_is_retried_then_failed_with_the_reason(
     assert "Could not connect to the endpoint URL" in row.error, row.error
     assert row.attempts == MAX_RETRIES + 1
     # S3 is back: nothing was completed, and the upload the run could not abort is swept away.
-    assert not storage.exists(export.key)
+    assert export.objects() == []
     abort_abandoned_uploads(session_factory(settings.database_url), storage)
-    assert storage.pending_uploads(prefix=export.key) == []
+    assert storage.pending_uploads(prefix=export.prefix) == []
 
 
 def test_s3_blip_mid_export_still_completes_one_whole_object(
@@ -176,12 +182,13 @@ def test_s3_blip_mid_export_still_completes_one_whole_object(
     assert export.result.success, row.error
     assert row.status == "COMPLETED"
     assert row.row_count == _expected_rows(source, export.spec)
-    body = storage.client.get_object(Bucket=storage.bucket, Key=export.key)["Body"].read()
+    assert export.objects() == [row.s3_key]
+    body = storage.client.get_object(Bucket=storage.bucket, Key=row.s3_key)["Body"].read()
     records = list(csv.reader(io.StringIO(body.decode())))
     assert len(records) == row.row_count + 1  # header + rows, none lost or doubled
     assert len({r[0] for r in records[1:]}) == row.row_count
     assert len(body) == row.file_size_bytes
-    assert storage.pending_uploads(prefix=export.key) == []
+    assert storage.pending_uploads(prefix=export.prefix) == []
 
 
 def test_source_db_down_mid_export_is_retried_then_failed_with_the_reason(
@@ -201,8 +208,8 @@ def test_source_db_down_mid_export_is_retried_then_failed_with_the_reason(
     assert row.error.startswith("OperationalError: "), row.error
     assert "Connection refused" in row.error, row.error
     assert row.attempts == MAX_RETRIES + 1
-    assert not storage.exists(export.key)
-    assert storage.pending_uploads(prefix=export.key) == []  # S3 was up: every attempt aborted its own
+    assert export.objects() == []
+    assert storage.pending_uploads(prefix=export.prefix) == []  # S3 was up: every attempt aborted its own
 
 
 def test_source_db_blip_mid_export_is_retried_and_completes(
@@ -224,8 +231,35 @@ def test_source_db_blip_mid_export_is_retried_and_completes(
     assert row.status == "COMPLETED"
     assert row.attempts >= 2  # the first attempt lost its connection; a retry streamed it all again
     assert row.row_count == _expected_rows(source, export.spec)
-    assert storage.exists(export.key)
-    assert storage.pending_uploads(prefix=export.key) == []
+    assert export.objects() == [row.s3_key]
+    assert storage.pending_uploads(prefix=export.prefix) == []
+
+
+def test_export_db_blip_mid_export_does_not_touch_the_stream(settings, storage, source, op_settings, slow_source):
+    """Progress and heartbeat are one best-effort write from the heartbeat thread: the COPY never waits
+    on the export DB, so 3 s without it cost the export nothing (it used to fail the attempt)."""
+    proxy = TcpProxy.in_front_of(settings.database_url)
+    try:
+        export = ExportInFlight(
+            settings,
+            source=source,
+            storage=storage,
+            export_db=ExportDbResource(url=proxy.url_for(settings.database_url)),
+        )
+        export.wait_streaming()
+        proxy.down()
+        time.sleep(3)
+        proxy.up()
+        faults.disarm(slow_source, "slow")
+        row = export.finish()
+    finally:
+        proxy.close()
+
+    assert export.result.success, row.error
+    assert row.status == "COMPLETED"
+    assert row.attempts == 1  # no retry: the stream never noticed
+    assert row.row_count == _expected_rows(source, export.spec)
+    assert export.objects() == [row.s3_key]
 
 
 def _expected_rows(source: SourceDatabaseResource, spec: ExportSpec) -> int:
@@ -237,19 +271,19 @@ def _expected_rows(source: SourceDatabaseResource, spec: ExportSpec) -> int:
         return cur.fetchone()[0]
 
 
-def test_a_run_config_the_op_cannot_read_fails_the_export_at_once(settings, storage, op_settings):
+def test_a_stored_request_the_op_cannot_read_fails_the_export_at_once(settings, storage, op_settings):
     """Not an outage, but the same promise: a run that cannot even start its work ends its export."""
     export = ExportInFlight(
         settings,
         source=SourceDatabaseResource.from_settings(settings),
         storage=storage,
-        config_overrides={"date_to": "2020-13-45"},
+        params_overrides={"date_to": "2020-13-45"},
     )
     row = export.finish()
 
     assert not export.result.success
     assert row.status == "FAILED"
     assert row.attempts == 1  # permanent: no retry
-    assert "the run cannot read its configuration" in row.error, row.error
+    assert "the export's stored request cannot be read" in row.error, row.error
     assert "month must be in 1..12" in row.error, row.error
     assert "2020-13-45" in row.error, row.error

@@ -254,10 +254,8 @@ def test_filters_are_bound_parameters_on_catalog_columns():
         amount_min=Decimal(-10),
         amount_max=Decimal("99.5"),
     )
-    select, params = select_query(TRANSACTIONS, spec(columns=["amount", "id"], filters=filters))
-    rendered = repr(select)
-    assert "acct-1" not in rendered and "posted" not in rendered  # values only in the parameters
-    assert "Identifier('amount'), SQL(', '), Identifier('id')" in rendered  # the columns asked, in order
+    # The statement text the server receives is checked in integration/test_sql_values.py.
+    _, params = select_query(TRANSACTIONS, spec(columns=["amount", "id"], filters=filters))
     assert params == {
         "owner": "alice",
         "date_from": date(2024, 1, 1),
@@ -268,10 +266,6 @@ def test_filters_are_bound_parameters_on_catalog_columns():
         "filter_amount_min": Decimal(-10),
         "filter_amount_max": Decimal("99.5"),
     }
-    assert "SQL(' && '), Placeholder('filter_tag_ids')" in rendered  # array column: any overlap
-    assert "SQL(' = ANY('), Placeholder('filter_account_ids')" in rendered
-    assert "SQL(' >= '), Placeholder('filter_amount_min')" in rendered
-    assert "SQL(' <= '), Placeholder('filter_amount_max')" in rendered
 
 
 @pytest.mark.parametrize("dataset_id", ["transactions", "daily_spending_by_tag", "monthly_trends"])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 
 import pytest
 
 from export_engine.streaming import MIB, MultipartUploadStream, UploadError, UploadStopped
-from export_engine.streaming.multipart import MIN_PART_SIZE
+from export_engine.streaming.multipart import MIN_PART_SIZE, UPLOAD_THREADS
 
 
 class FakeS3:
@@ -127,11 +128,20 @@ def test_failed_part_aborts_and_names_the_object():
 
 
 def test_memory_is_a_fixed_set_of_buffers():
+    """60 MiB through 5 MiB parts: the peak of Python allocations stays within the part buffers
+    (one being filled plus one per upload thread) and a chunk, however many parts went by."""
     client = FakeS3(keep_bytes=False)
-    with _stream(client) as stream:
-        for _ in range(60):
-            stream.write(b"z" * MIB)
-        assert stream._uploader._allocated <= 1 + stream._uploader.threads
+    chunk = b"z" * MIB
+    tracemalloc.start()
+    try:
+        with _stream(client) as stream:
+            for _ in range(60):
+                stream.write(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert client.completed is not None and sum(client.completed) == 60 * MIB
+    assert peak < (1 + UPLOAD_THREADS + 1) * 5 * MIB, f"peak {peak / MIB:.1f} MiB"
 
 
 def test_split_after_writing_is_refused():

@@ -1,8 +1,10 @@
+import hashlib
+import json
 from datetime import date
 
 import pytest
 
-from export_engine.request import ExportSpec
+from export_engine.request import ExportSpec, Filters
 
 
 def spec(**overrides):
@@ -42,9 +44,33 @@ def test_every_parameter_that_changes_the_file_changes_the_key(change):
     assert spec(**change).dedup_key != spec().dedup_key
 
 
+def _documented_key(s: ExportSpec) -> str:
+    """The README's formula: SHA-256 of `table|from|to|owner|<every other parameter as sorted JSON>`."""
+    c = s.canonical()
+    rest = {k: v for k, v in c.items() if k not in ("table_name", "date_from", "date_to", "owner")}
+    head = f"{c['table_name']}|{c['date_from']}|{c['date_to']}|{c['owner']}"
+    return hashlib.sha256(f"{head}|{json.dumps(rest, sort_keys=True, separators=(',', ':'))}".encode()).hexdigest()
+
+
+def _naive_key(s: ExportSpec) -> str:
+    """What a key of '|'-joined values would be: the separator could then move between fields."""
+    c = s.canonical()
+    values = [c["table_name"], c["date_from"], c["date_to"], c["owner"], *c["filters"].get("account_ids", [])]
+    return hashlib.sha256("|".join(values).encode()).hexdigest()
+
+
 def test_key_separator_cannot_be_forged_by_the_owner():
-    # "a|b" as owner must not collide with another split of the same characters
-    assert spec(owner="alice|x").dedup_key != spec(owner="alice").dedup_key
+    # The same characters split differently: "alice|x" as the owner, or owner "alice" + account "x".
+    shifted = spec(owner="alice|x")
+    honest = spec(owner="alice", filters=Filters(account_ids=("x",)))
+    assert _naive_key(shifted) == _naive_key(honest)  # a separator-shifting pair for a naive key
+    assert shifted.dedup_key != honest.dedup_key
+    # The owner may hold the separator and JSON: the tail stays unambiguous because it is JSON.
+    tail = json.dumps({"columns": [], "compression": None, "filters": {}, "format": "csv"})
+    hostile = spec(owner=f'alice|{tail}|"\\')
+    for s in (shifted, honest, hostile):
+        assert s.dedup_key == _documented_key(s)
+    assert len({shifted.dedup_key, honest.dedup_key, hostile.dedup_key, spec().dedup_key}) == 4
 
 
 def test_object_key_and_download_name():

@@ -1,0 +1,280 @@
+"""`make bench-small`: many tiny exports at once, per-process launcher vs Celery run workers, same run.
+
+Starts its own stack (PostgreSQL, S3, Redis) on free ports under a temp dir, seeds a small demo table,
+then for each launcher (DefaultRunLauncher: a fresh process per run; CeleryRunLauncher: tasks in
+long-lived workers) posts N distinct tiny exports (one owner each, ~a month of one user: a few rows) at
+the same moment and prints:
+
+- machine CPU-s per export: every core's non-idle time from /proc/stat over the burst, divided by N
+  (counts everything running on the machine, other people's work too: read it beside the load average);
+- stack CPU-s per export: user+system time of this stack's own processes (and their reaped children);
+- POST latency p50/p99 (client side), POST -> COMPLETED p50/p99 (the export row's created_at ->
+  completed_at, database clock), and the time until all N are done.
+
+Then, with the workers, keeps posting bursts until `--rss-exports` exports ran and prints the worker
+processes' RSS after 100 and after the last one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg2
+
+from api.security import issue_token
+from export_engine.local_stack.stack import LocalStack, Ports
+from export_engine.settings import DEV_JWT_SECRET
+
+USERS = 100
+EPOCH = date(2019, 1, 1)
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Burst:
+    launcher: str
+    n: int
+    post_ms: list[float]
+    done_s: list[float]
+    all_done_s: float
+    machine_cpu_s: float
+    stack_cpu_s: float
+    statuses: dict[str, int]
+    load: str
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def _machine_busy_jiffies() -> int:
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2 :].split()  # fields from `state` on
+
+
+def _stack_sessions(stack: LocalStack) -> set[int]:
+    sessions = {p.process.pid for p in stack.processes}
+    if stack.postgres is not None:
+        pid_file = stack.home / "pgdata" / "postmaster.pid"
+        try:
+            postmaster = int(pid_file.read_text().split()[0])
+            if (fields := _proc_stat(postmaster)) is not None:
+                sessions.add(int(fields[3]))  # the postmaster's session id
+        except (OSError, ValueError, IndexError):
+            pass
+    return sessions
+
+
+def _stack_cpu_jiffies(sessions: set[int]) -> int:
+    """utime+stime+cutime+cstime of every live process in the stack's sessions (reaped children count
+    in their parent's c-times)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _proc_stat(int(entry))
+        if fields is None or int(fields[3]) not in sessions:
+            continue
+        total += sum(int(x) for x in fields[11:15])
+    return total
+
+
+def _rss_mb(pids: list[int]) -> list[float]:
+    out = []
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+    return out
+
+
+def _worker_pids(stack: LocalStack) -> tuple[list[int], list[int]]:
+    """(worker parents, pool processes)."""
+    parents = [w.process.pid for w in stack.workers]
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _proc_stat(int(entry))) is not None and int(fields[1]) in parents:
+            children.append(int(entry))
+    return parents, children
+
+
+_months = iter(range(10_000))
+
+
+def _body(i: int, month: int) -> tuple[str, dict]:
+    """Export i of a burst: its own owner and month, so every key is new (never reused or attached)."""
+    owner = f"demo-user-{i % USERS + 1}"
+    start = EPOCH + timedelta(days=31 * (month + i // USERS))
+    body = {
+        "table_name": "transactions",
+        "date_from": start.isoformat(),
+        "date_to": (start + timedelta(days=29)).isoformat(),
+        "format": "csv",
+    }
+    return owner, body
+
+
+def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
+    tokens = {f"demo-user-{u}": issue_token(f"demo-user-{u}", secret=DEV_JWT_SECRET) for u in range(1, USERS + 1)}
+    month = next(_months)
+    for _ in range(1, -(-n // USERS)):
+        next(_months)
+    requests = [_body(i, month) for i in range(n)]
+    post_ms: list[float] = [0.0] * n
+    refs: list[str | None] = [None] * n
+    gate = threading.Barrier(n + 1)
+
+    def post(i: int) -> None:
+        owner, body = requests[i]
+        with httpx.Client(base_url=stack.api_url, timeout=120) as client:
+            client.get("/healthz")  # connected before the gate opens
+            gate.wait()
+            started = time.perf_counter()
+            response = client.post("/export", json=body, headers={"Authorization": f"Bearer {tokens[owner]}"})
+            post_ms[i] = (time.perf_counter() - started) * 1000
+            if response.status_code == 202:
+                refs[i] = response.json()["reference_id"]
+            else:
+                print(f"  POST {i}: {response.status_code} {response.text[:200]}", file=sys.stderr)
+
+    sessions = _stack_sessions(stack)
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    load = open("/proc/loadavg").read().split()[:3]
+    machine0, stack0, self0 = _machine_busy_jiffies(), _stack_cpu_jiffies(sessions), os.times()
+    started = time.monotonic()
+    gate.wait()
+    for t in threads:
+        t.join()
+    created = [r for r in refs if r]
+    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        while True:
+            cur.execute(
+                "SELECT status, extract(epoch FROM completed_at - created_at) FROM exports"
+                " WHERE reference_id = ANY(%s)",
+                (created,),
+            )
+            rows = cur.fetchall()
+            conn.commit()
+            if all(status not in ("PENDING", "RUNNING") for status, _ in rows):
+                break
+            time.sleep(0.1)
+    all_done = time.monotonic() - started
+    self1 = os.times()
+    machine_cpu = (_machine_busy_jiffies() - machine0) / _CLK_TCK
+    stack_cpu = (_stack_cpu_jiffies(sessions) - stack0) / _CLK_TCK
+    stack_cpu += (self1.user - self0.user) + (self1.system - self0.system)  # this client too
+    statuses: dict[str, int] = {}
+    for status, _ in rows:
+        statuses[status] = statuses.get(status, 0) + 1
+    return Burst(
+        launcher,
+        n,
+        post_ms,
+        [float(s) for status, s in rows if status == "COMPLETED" and s is not None],
+        all_done,
+        machine_cpu,
+        stack_cpu,
+        statuses,
+        " ".join(load),
+    )
+
+
+def _print(b: Burst) -> None:
+    print(
+        f"| {b.launcher} | {b.n} | {b.machine_cpu_s / b.n:.2f} | {b.stack_cpu_s / b.n:.2f} "
+        f"| {_percentile(b.post_ms, 0.5):.0f} / {_percentile(b.post_ms, 0.99):.0f} "
+        f"| {_percentile(b.done_s, 0.5):.2f} / {_percentile(b.done_s, 0.99):.2f} "
+        f"| {b.all_done_s:.1f} | {b.statuses} | {b.load} |",
+        flush=True,
+    )
+
+
+HEADER = (
+    "| launcher | exports | machine CPU-s / export | stack CPU-s / export | POST p50 / p99 ms "
+    "| POST->COMPLETED p50 / p99 s | all done s | statuses | load avg at start |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100, help="tiny exports posted at once (default 100)")
+    parser.add_argument("--rows", type=int, default=100_000, help="demo rows to seed (default 100,000)")
+    parser.add_argument("--rss-exports", type=int, default=1000, help="worker RSS after this many (0: skip)")
+    parser.add_argument("--launchers", default="default,celery", help="which, in order (default,celery)")
+    parser.add_argument("--worker-nodes", type=int, default=2)
+    args = parser.parse_args()
+    assert args.n <= 20 * USERS, "at most 20 distinct months per owner and phase"
+
+    home = Path(tempfile.mkdtemp(prefix="bench-small-"))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "CELERY_"))}
+    environ.update(OWNER_ACTIVE_EXPORT_LIMIT="1000", LOG_LEVEL="WARNING")
+    stack = LocalStack(home, Ports.free(), environ=environ)
+    print(f"stack under {home}; machine: {os.cpu_count()} cores, load {open('/proc/loadavg').read().strip()}")
+    results = []
+    try:
+        stack.start_storage()
+        stack.seed(args.rows)
+        print(HEADER, flush=True)
+        for launcher in args.launchers.split(","):
+            stack.start_services(launcher=launcher, worker_nodes=args.worker_nodes)
+            burst(stack, launcher, 4)  # warm-up: the first run of every process
+            result = burst(stack, launcher, args.n)
+            results.append(result)
+            _print(result)
+            if launcher == "celery" and args.rss_exports:
+                _rss_series(stack, args)
+            stack.stop_services()
+    finally:
+        stack.stop()
+    return 0
+
+
+def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
+    done = args.n + 4
+    marks: dict[int, tuple[list[float], list[float]] | None] = {100: None, args.rss_exports: None}
+    while done < args.rss_exports:
+        n = min(USERS, args.rss_exports - done)
+        b = burst(stack, "celery", n)
+        done += n
+        for mark in marks:
+            if marks[mark] is None and done >= mark:
+                parents, children = _worker_pids(stack)
+                marks[mark] = (_rss_mb(parents), _rss_mb(children))
+                print(
+                    f"worker RSS after {done} exports: parents {[round(x) for x in marks[mark][0]]} MB, "
+                    f"pool processes {[round(x) for x in marks[mark][1]]} MB "
+                    f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, all done {b.all_done_s:.1f}s)",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The gateway in-process against the real export DB and S3, with a fake launcher instead of Dagster."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from api.launcher import RunLauncher
+from api.main import create_app
+from api.security import issue_token
+from export_engine.db.session import get_engine
+from export_engine.settings import DEV_JWT_SECRET
+from export_engine_tests.api.conftest import FakeLauncher
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def exports_statements(settings) -> Iterator[list[str]]:
+    """Every statement the gateway sends that reads the exports table."""
+    seen: list[str] = []
+    engine = get_engine(settings.database_url)
+
+    def record(conn, cursor, statement, *args) -> None:
+        if "FROM exports" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def _client(settings, launcher: RunLauncher | None = None, **overrides) -> TestClient:
+    app = create_app(settings.model_copy(update=overrides), launcher=launcher or FakeLauncher())
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_metrics_read_the_exports_table_once_per_cache_period(settings, exports_statements):
+    with _client(settings, metrics_cache_seconds=0) as client:
+        for _ in range(3):
+            assert client.get("/metrics").status_code == 200
+    per_scrape, remainder = divmod(len(exports_statements), 3)
+    assert per_scrape > 0 and remainder == 0  # without a cache, every scrape reads the table again
+
+    exports_statements.clear()
+    with _client(settings, metrics_cache_seconds=3600) as client:
+        for _ in range(5):
+            scraped = client.get("/metrics")
+            assert scraped.status_code == 200
+            assert "export_exports_created_total" in scraped.text
+    assert len(exports_statements) == per_scrape  # one computation served all five scrapes
+
+
+def test_a_new_export_is_submitted_once_and_attached_to_until_it_runs(settings):
+    launcher = FakeLauncher()
+    owner = f"fake-launcher-{uuid.uuid4()}"
+    headers = {"Authorization": f"Bearer {issue_token(owner, secret=DEV_JWT_SECRET)}"}
+    body = {"table_name": "transactions", "date_from": "2020-03-01", "date_to": "2020-03-31"}
+    with _client(settings, launcher) as client:
+        created = client.post("/export", json=body, headers=headers)
+        assert created.status_code == 202, created.text
+        reference_id = created.json()["reference_id"]
+        assert created.json()["status"] == "PENDING"
+        assert [(ref, spec.owner) for ref, spec in launcher.submitted] == [(reference_id, owner)]
+
+        again = client.post("/export", json=body, headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["reference_id"] == reference_id
+        assert len(launcher.submitted) == 1  # attached: no second run
+
+        early = client.get(f"/export/{reference_id}/download", headers=headers, follow_redirects=False)
+        assert early.status_code == 409
+        assert early.json()["detail"] == (
+            f"export '{reference_id}' is PENDING; only a COMPLETED export has a file"
+        )
+
+        canceled = client.delete(f"/export/{reference_id}", headers=headers)
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "CANCELED"
+        assert launcher.terminated == ["run-1"]

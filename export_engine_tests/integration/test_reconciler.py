@@ -1,0 +1,180 @@
+"""The reconciler, one case per row of its table: a real Dagster instance (runs created in each state),
+the real export DB and S3, evaluated through Dagster's own sensor context."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+
+from export_engine import sensors
+from export_engine.db.models import Export
+from export_engine.db.session import session_factory
+from export_engine.jobs import export_job
+from export_engine.request import ExportSpec
+from export_engine.resources import ExportDbResource
+from export_engine.sensors import export_reconciler_sensor
+from export_engine.settings import get_settings
+from export_engine.submission import run_config_for
+from export_engine_tests.helpers import export_row
+
+
+@pytest.fixture
+def env(settings, stack, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SOURCE_DATABASE_URL", stack.env["SOURCE_DATABASE_URL"])
+    monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "30")
+    monkeypatch.setenv("EXPORT_QUEUE_TIMEOUT_SECONDS", "600")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def sessions(settings):
+    return session_factory(settings.database_url)
+
+
+def _export(sessions, *, status: str, run_id: str | None, age_s: int = 0, silence_s: int | None = None) -> str:
+    spec = ExportSpec("transactions", date(2019, 1, 1), date(2019, 1, 31), owner=f"reconcile-{uuid.uuid4()}")
+    ref = str(uuid.uuid4())
+    with sessions.begin() as s:
+        s.add(export_row(spec, ref, status=status, dagster_run_id=run_id))
+        s.flush()
+        s.execute(
+            text(
+                "UPDATE exports SET created_at = now() - make_interval(secs => :age), "
+                "heartbeat_at = CASE WHEN CAST(:silence AS int) IS NULL THEN NULL "
+                "ELSE now() - make_interval(secs => CAST(:silence AS int)) END WHERE reference_id = :ref"
+            ),
+            {"age": age_s, "silence": silence_s, "ref": ref},
+        )
+    return ref
+
+
+def _run(instance, ref: str, status: dg.DagsterRunStatus, **tags: str) -> dg.DagsterRun:
+    """A run in `status` (NOT_STARTED stands in for QUEUED, which needs a code location's origin)."""
+    return instance.create_run_for_job(
+        export_job, run_config=run_config_for(ref), status=status, tags={"reference_id": ref, **tags}
+    )
+
+
+def _tick(instance, settings, storage):
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"export_db": ExportDbResource(url=settings.database_url), "storage": storage},
+    )
+    result = export_reconciler_sensor(context)
+    return result if isinstance(result, list) else []
+
+
+def _row(sessions, ref: str) -> Export:
+    with sessions() as s:
+        return s.get(Export, ref)
+
+
+def test_an_export_without_a_run_is_submitted_once_or_adopts_a_tagged_run(env, instance, settings, storage, sessions):
+    young = _export(sessions, status="PENDING", run_id=None, age_s=1)
+    orphan = _export(sessions, status="PENDING", run_id=None, age_s=30)
+    adopted = _export(sessions, status="PENDING", run_id=None, age_s=30)
+    tagged = _run(instance, adopted, dg.DagsterRunStatus.NOT_STARTED)
+
+    requests = _tick(instance, settings, storage)
+
+    keys = {r.run_key for r in requests}
+    assert orphan in keys and young not in keys and adopted not in keys
+    (request,) = [r for r in requests if r.run_key == orphan]
+    assert request.run_config == run_config_for(orphan)  # only the reference id
+    assert request.tags["reference_id"] == orphan
+    assert _row(sessions, adopted).dagster_run_id == tagged.run_id
+
+
+def test_an_export_whose_run_was_deleted_fails_with_that_reason(env, instance, settings, storage, sessions):
+    ref = _export(sessions, status="RUNNING", run_id=str(uuid.uuid4()), silence_s=1)
+    _tick(instance, settings, storage)
+    row = _row(sessions, ref)
+    assert row.status == "FAILED" and "no longer exists" in row.error, row.error
+
+
+def test_a_run_queued_past_the_deadline_fails_its_export_and_is_canceled(env, instance, settings, storage, sessions):
+    ref = _export(sessions, status="PENDING", run_id=None, age_s=601)
+    run = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
+    with sessions.begin() as s:
+        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
+    fresh = _export(sessions, status="PENDING", run_id=None, age_s=5)
+    fresh_run = _run(instance, fresh, dg.DagsterRunStatus.NOT_STARTED)
+    with sessions.begin() as s:
+        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": fresh_run.run_id, "ref": fresh})
+
+    _tick(instance, settings, storage)
+
+    row = _row(sessions, ref)
+    assert row.status == "FAILED" and "waited in Dagster's queue for more than 600 s" in row.error
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+    assert _row(sessions, fresh).status == "PENDING"  # queued briefly: left alone
+
+
+def test_a_silent_run_is_reported_failed_so_run_retries_take_over(env, instance, settings, storage, sessions):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=45)
+    run = _run(instance, ref, dg.DagsterRunStatus.STARTED)
+    alive_ref = _export(sessions, status="RUNNING", run_id=None, silence_s=2)
+    alive = _run(instance, alive_ref, dg.DagsterRunStatus.STARTED)
+    with sessions.begin() as s:
+        for r, rr in ((ref, run), (alive_ref, alive)):
+            s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": rr.run_id, "ref": r})
+
+    _tick(instance, settings, storage)
+
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert _row(sessions, ref).status == "RUNNING"  # the retry run takes it over (fenced by run id)
+    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(env, instance, settings, storage, sessions):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    run = _run(instance, ref, dg.DagsterRunStatus.STARTED)
+    with sessions.begin() as s:
+        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
+    instance.report_run_failed(run, "worker process exited with code -9")
+
+    _tick(instance, settings, storage)
+
+    row = _row(sessions, ref)
+    assert row.status == "FAILED" and "worker process exited with code -9" in row.error, row.error
+
+
+def test_a_promised_retry_is_waited_for_then_given_up(env, instance, settings, storage, sessions, monkeypatch):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    run = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "true"})
+    with sessions.begin() as s:
+        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": run.run_id, "ref": ref})
+    instance.report_run_failed(instance.get_run_by_id(run.run_id), "lost the worker")
+
+    _tick(instance, settings, storage)
+    assert _row(sessions, ref).status == "RUNNING"  # within the grace: Dagster's retry may still come
+
+    monkeypatch.setattr(sensors, "RETRY_GRACE", sensors.RETRY_GRACE * 0)
+    _tick(instance, settings, storage)
+    row = _row(sessions, ref)
+    assert row.status == "FAILED" and "never launched" in row.error, row.error
+
+
+def test_a_newer_live_run_of_the_export_is_left_to_take_it_over(env, instance, settings, storage, sessions):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    old = _run(instance, ref, dg.DagsterRunStatus.FAILURE)
+    _run(instance, ref, dg.DagsterRunStatus.STARTING)
+    with sessions.begin() as s:
+        s.execute(text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"), {"r": old.run_id, "ref": ref})
+
+    _tick(instance, settings, storage)
+
+    assert _row(sessions, ref).status == "RUNNING"
