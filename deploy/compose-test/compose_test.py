@@ -491,13 +491,15 @@ def check_worker_killed_mid_export(stack: Stack) -> None:
             check(created.status_code == 202, f"a second export (JSON lines) is accepted ({created.status_code})")
             ref = created.json()["reference_id"]
 
-            def streaming_worker() -> str | None:
+            def streaming_workers() -> list[str]:
                 addrs = stack.psql("transactions", (
                     "SELECT coalesce(string_agg(host(client_addr), ' '), '') FROM pg_stat_activity "
                     "WHERE datname = 'transactions' AND query ILIKE 'COPY%' AND wait_event_type = 'Lock'"))
-                return next((ips[a] for a in addrs.split() if a in ips), None)
+                return sorted({ips[a] for a in addrs.split() if a in ips})
 
-            victim = wait_for("a worker's COPY waiting on the lock", streaming_worker, timeout=300, every=0.5)
+            found = wait_for("a worker's COPY waiting on the lock", streaming_workers, timeout=300, every=0.5)
+            check(len(found) == 1, f"the export streams from one worker container ({len(found)})")
+            victim = found[0]
             view = stack.api.get(f"/export/{ref}", headers=stack.auth).json()
             check(view["status"] == "RUNNING", f"export {ref} is RUNNING in worker {victim[:12]}")
             run([stack.docker, "kill", victim], timeout=120)
