@@ -690,10 +690,21 @@ def check_worker_killed_mid_export(stack: Stack) -> None:
             )
             locker.wait(timeout=120)
         done = wait_status(stack, ref, {"COMPLETED"}, timeout=900)
-        rows = stack.psql(
-            "exports", f"SELECT count(*) FROM exports WHERE reference_id = '{ref}' AND status = 'COMPLETED'"
+        # Exactly once: of the export's runs (the killed one and its retries), one succeeded.
+        query = """query($v: String!) { runsOrError(filter: {tags: [{key: "reference_id", value: $v}]}) {
+                   ... on Runs { results { runId status } } } }"""
+
+        def finished_runs() -> list[str] | str:
+            result = stack.dagster.post("/graphql", json={"query": query, "variables": {"v": ref}}).json()
+            found = sorted(r["status"] for r in result["data"]["runsOrError"]["results"])
+            # The export is COMPLETED a moment before its run is marked SUCCESS.
+            return found if found and set(found) <= {"SUCCESS", "FAILURE", "CANCELED"} else str(found)
+
+        statuses = wait_for("the export's runs finish in Dagster", finished_runs, timeout=300)
+        check(
+            statuses.count("SUCCESS") == 1 and "FAILURE" in statuses,
+            f"export {ref} COMPLETED exactly once ({done['row_count']:,} rows; its runs: {statuses})",
         )
-        check(rows == "1", f"export {ref} COMPLETED exactly once ({done['row_count']:,} rows)")
         data = download_signed(done["download_url"], stack.ports["S3_PORT"])
         check(len(data.splitlines()) == done["row_count"], f"its file has {done['row_count']:,} JSON lines")
         objects = stack.s3(
