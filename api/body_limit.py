@@ -18,7 +18,8 @@ class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(
             status_code=413,
-            detail=f"request body is larger than {limit} bytes (MAX_REQUEST_BODY_BYTES); send a smaller request",
+            detail=f"request body is larger than {limit} bytes (MAX_REQUEST_BODY_BYTES); "
+            "send a smaller request",
         )
 
 

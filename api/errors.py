@@ -8,29 +8,68 @@ GatewayError
 ├── ExportConflict     → 409 (the export's state does not allow the operation)
 ├── InvalidRequest     → 422 (a column, filter, format or cursor not accepted; names the valid choices)
 ├── TooManyExports     → 429 + Retry-After (the owner's PENDING + RUNNING exports are at the cap)
+├── TooManyRows        → 413 (a synchronous stream or PDF would exceed its row limit)
+├── TooManyStreams     → 429 (every synchronous stream slot is busy; retry shortly)
 └── ServiceUnavailable → 503 (a dependency is down; retry later)
 AuthError (api.security) → 401
 AuthUnavailable (api.security) → 503 (the identity provider's keys could not be fetched)
+
+Every error answer has one body, `ErrorBody`: `detail`, a sentence a person can act on, and
+`errors`, one `{field, message}` per offending field (empty when no field is to blame). Starlette's
+own answers (unknown path, wrong method, an undecodable body) are reshaped to it as well.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.security import AuthError, AuthUnavailable
 
 log = logging.getLogger(__name__)
 
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="the offending field, dotted (`filters.amount_min`), or `body`")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    detail: str = Field(description="what is wrong, in one sentence")
+    errors: list[FieldError] = Field(default_factory=list, description="one entry per offending field")
+
 
 class GatewayError(Exception):
     status_code = 400
+    field: str | None = None  # the request field to blame, when there is one
+    headers: dict[str, str] | None = None  # extra response headers (Retry-After)
+
+    def field_errors(self) -> list[dict[str, str]]:
+        """`{field, message}` for a message written as `field: message`, or for `self.field`."""
+        message = str(self)
+        if self.field is not None:
+            return [{"field": self.field, "message": message}]
+        named = _FIELD_PREFIX.match(message)
+        if named and self.status_code == 422:
+            return [{"field": named["field"], "message": named["message"]}]
+        return []
+
+
+_FIELD_PREFIX = re.compile(r"(?P<field>[a-z_]+(?:\.[a-z_]+)*): (?P<message>.+)", re.DOTALL)
 
 
 class ExportNotFound(GatewayError):
@@ -50,6 +89,7 @@ class ExportFileGone(GatewayError):
 
 class DatasetUnknown(GatewayError):
     status_code = 422
+    field = "table_name"
 
 
 class InvalidRequest(GatewayError):
@@ -66,14 +106,45 @@ class TooManyExports(GatewayError):
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.headers = {"Retry-After": str(retry_after_seconds)}
+class TooManyRows(GatewayError):
+    status_code = 413
+
+
+class TooManyStreams(GatewayError):
+    status_code = 429
+    headers = {"Retry-After": "1"}  # noqa: RUF012 (never mutated)
 
 
 class ServiceUnavailable(GatewayError):
     status_code = 503
 
 
-def _error(status: int, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": message, **extra})
+def _error(
+    status: int,
+    message: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"detail": message, "errors": errors or []}
+    return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's).
+
+    Asks each route whether it would take the request with another method, through `matches` only:
+    FastAPI keeps included routers as opaque route objects.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -98,15 +169,27 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(_: Request, exc: GatewayError) -> JSONResponse:
-        response = _error(exc.status_code, str(exc))
-        response.headers.update(getattr(exc, "headers", {}))
-        return response
+        return _error(exc.status_code, str(exc), exc.field_errors(), exc.headers)
 
     @app.exception_handler(AuthError)
     async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
-        response = _error(401, str(exc))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+        return _error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
+            # FastAPI's answer to a body it cannot decode (invalid UTF-8): malformed JSON, like any other
+            message = "request body is not valid JSON (it must be UTF-8 encoded)"
+            return _error(422, message, [{"field": "body", "message": "not valid UTF-8 JSON"}])
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+            message = f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        elif exc.status_code == 404:
+            message = f"no such path: {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return _error(exc.status_code, message, headers=headers or None)
 
     @app.exception_handler(AuthUnavailable)
     async def _auth_unavailable(_: Request, exc: AuthUnavailable) -> JSONResponse:
@@ -118,7 +201,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, problems = _validation_message(exc)
-        return _error(422, message, errors=problems)
+        return _error(422, message, problems)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)

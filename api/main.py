@@ -18,12 +18,17 @@ from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
-from api.routes import datasets, exports, health
+from api.openapi import install_openapi
+from api.routes import datasets, exports, filter_values, health
+from api.routes.docs import install_docs
+from api.routes.stream import install_streams
+from api.routes.web import install_web
 from api.security import TokenPolicy, TokenVerifier
+from api.source_lookups import SourceLookups
 from export_engine.catalog import load_catalog
 from export_engine.db.session import session_factory
-from export_engine.storage import S3Storage
 from export_engine.settings import Settings, get_settings
+from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +44,26 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         version="0.1.0",
         description="Asynchronous bulk exports with signed downloads",
         lifespan=_serve_internal_port if settings.internal_port is not None else None,
+        docs_url=None,  # served from local assets by install_docs: the default pages need a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.verifier = TokenVerifier(TokenPolicy.from_settings(settings))
-    app.state.catalog = load_catalog(settings.catalog_path, default_max_span_days=settings.export_max_span_days)
+    app.state.catalog = load_catalog(
+        settings.catalog_path, default_max_span_days=settings.export_max_span_days
+    )
     app.state.sessions = session_factory(settings.database_url)
     app.state.storage = S3Storage.from_settings(settings)
+    app.state.source_lookups = SourceLookups.from_dsn(settings.source_database_url)
     app.state.launcher = launcher or DagsterRunLauncher(
         settings.dagster_host,
         settings.dagster_port,
         timeout_seconds=settings.dagster_submit_timeout_seconds,
         max_runtime_seconds=settings.export_max_runtime_seconds,
     )
-    app.state.metrics_registry = build_registry(app.state.sessions, cache_seconds=settings.metrics_cache_seconds)
+    app.state.metrics_registry = build_registry(
+        app.state.sessions, cache_seconds=settings.metrics_cache_seconds
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: a refused body is timed and logged too
     install_error_handlers(app)
@@ -63,8 +75,13 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         internal.state = app.state  # the same sessions, storage, registry and readiness cache
         internal.include_router(health.internal_router)
         app.state.internal_app = internal
+    install_streams(app, settings)  # before `exports`: /export/stream is not an export id
     app.include_router(exports.router)
     app.include_router(datasets.router)
+    app.include_router(filter_values.router)
+    install_docs(app)
+    install_web(app)
+    install_openapi(app)
     return app
 
 
@@ -91,7 +108,9 @@ async def _serve_internal_port(app: FastAPI) -> AsyncIterator[None]:
     while not server.started and thread.is_alive():
         await asyncio.sleep(0.05)
     if not server.started:
-        raise RuntimeError(f"could not serve INTERNAL_PORT={settings.internal_port} on {settings.internal_host}")
+        raise RuntimeError(
+            f"could not serve INTERNAL_PORT={settings.internal_port} on {settings.internal_host}"
+        )
     try:
         yield
     finally:

@@ -14,6 +14,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -22,6 +24,10 @@ from export_engine.formats import COMPRESSIONS
 from export_engine.request import Filters
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What every format can hold: Excel's calendar starts in 1900, and the engine works with the day after
+# `date_to` (a half-open range), which must still be a date.
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(9999, 12, 30)
 
 
 def _iso_date(value: object) -> date:
@@ -29,17 +35,27 @@ def _iso_date(value: object) -> date:
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError(f"must be a date written as YYYY-MM-DD, got {value!r}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not a real calendar date") from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"{value!r} is out of range: dates run from {EARLIEST_DATE} to {LATEST_DATE}")
+    return day
 
 
 StrictDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
-FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx"]
+FormatName = Literal["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
 ExportStatusName = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSEDED", "EXPIRED", "CANCELED"]
 Value = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+FORMAT_ALIASES = {"excel": "xlsx"}  # seeds 002 and 004 call it excel
+
+
+def _format_alias(value: object) -> object:
+    return FORMAT_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 def _one_or_more(value: object) -> object:
@@ -93,16 +109,21 @@ class ExportRequest(BaseModel):
     date_from: StrictDate
     date_to: StrictDate
     force_refresh: bool = Field(False, strict=True)
-    format: FormatName = "csv"
+    format: Annotated[FormatName, BeforeValidator(_format_alias)] = Field(
+        "csv", description="`excel` is accepted for xlsx; pdf: a printable statement, transactions only"
+    )
     compression: Literal["gzip"] | None = Field(None, description="gzip: with format csv, jsonl or json")
     columns: list[Value] | None = Field(None, max_length=200, description="a subset, in order; default all")
     filters: ExportFilters = Field(default_factory=ExportFilters)
 
-    @model_validator(mode="after")
-    def _range_is_ordered(self) -> ExportRequest:
-        if self.date_from > self.date_to:
-            raise ValueError(f"date_from ({self.date_from}) is after date_to ({self.date_to})")
-        return self
+    @field_validator("date_to")
+    @classmethod
+    def _range_is_ordered(cls, date_to: date, info: ValidationInfo) -> date:
+        """On `date_to`, so the 422 names a field a form can show the message next to."""
+        date_from = info.data.get("date_from")
+        if date_from is not None and date_from > date_to:
+            raise ValueError(f"date_from ({date_from}) is after date_to ({date_to})")
+        return date_to
 
 
 class ExportCreated(BaseModel):
@@ -110,6 +131,9 @@ class ExportCreated(BaseModel):
     status: str
     created_at: datetime
     reused_from_ref: str | None = None
+    status_url: str | None = Field(None, description="where to poll the export (also the `Location` header)")
+    download_url: str | None = Field(None, description="a reused file: a freshly signed URL at once")
+    expires_at: datetime | None = None
 
 
 class ExportView(BaseModel):
@@ -126,6 +150,16 @@ class ExportView(BaseModel):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     rows_written: int | None = None
+    rows_estimated: int | None = Field(
+        None,
+        description="while PENDING/RUNNING: the rows the export is expected to write (GET one export only)",
+    )
+    rows_estimated_exact: bool | None = Field(
+        None, description="true: a count; false: the planner's estimate"
+    )
+    progress: int | None = Field(
+        None, ge=0, le=100, description="percent: rows_written / rows_estimated, capped at 99 until COMPLETED"
+    )
     row_count: int | None = None
     file_size_bytes: int | None = None
     reused_from_ref: str | None = None
@@ -189,3 +223,12 @@ class DatasetView(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[DatasetView]
+
+
+class FilterValues(BaseModel):
+    """The caller's own values of one `any_of` filter (e.g. their account ids), for a pick-list."""
+
+    dataset: str
+    filter: str
+    values: list[str]
+    truncated: bool = Field(description="more values match than `limit`: narrow them with `q`")

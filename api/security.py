@@ -59,11 +59,7 @@ class TokenVerifier:
 
     def __init__(self, policy: TokenPolicy) -> None:
         self.policy = policy
-        self._jwks = (
-            jwt.PyJWKClient(policy.jwks_url, lifespan=300, timeout=5)
-            if policy.jwks_url
-            else None
-        )
+        self._jwks = jwt.PyJWKClient(policy.jwks_url, lifespan=300, timeout=5) if policy.jwks_url else None
 
     def _key(self, token: str) -> object:
         if self._jwks is None:

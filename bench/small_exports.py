@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import signal
 import sys
 import tempfile
 import threading
@@ -49,6 +49,7 @@ class Burst:
     all_done_s: float
     machine_cpu_s: float
     stack_cpu_s: float
+    parts_cpu_s: dict[str, float]
     statuses: dict[str, int]
     load: str
 
@@ -56,6 +57,10 @@ class Burst:
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def _loadavg() -> str:
+    return Path("/proc/loadavg").read_text().strip()
 
 
 def _machine_busy_jiffies() -> int:
@@ -74,30 +79,32 @@ def _proc_stat(pid: int) -> list[str] | None:
     return raw[raw.rfind(")") + 2 :].split()  # fields from `state` on
 
 
-def _stack_sessions(stack: LocalStack) -> set[int]:
-    sessions = {p.process.pid for p in stack.processes}
+def _stack_sessions(stack: LocalStack) -> dict[int, str]:
+    """Session id -> part name: every managed process leads its own session; so does the postmaster."""
+    sessions = {p.process.pid: p.name.split("-exports")[0] for p in stack.processes}
     if stack.postgres is not None:
         pid_file = stack.home / "pgdata" / "postmaster.pid"
         try:
             postmaster = int(pid_file.read_text().split()[0])
             if (fields := _proc_stat(postmaster)) is not None:
-                sessions.add(int(fields[3]))  # the postmaster's session id
+                sessions[int(fields[3])] = "postgres"
         except (OSError, ValueError, IndexError):
             pass
     return sessions
 
 
-def _stack_cpu_jiffies(sessions: set[int]) -> int:
-    """utime+stime+cutime+cstime of every live process in the stack's sessions (reaped children count
-    in their parent's c-times)."""
-    total = 0
+def _stack_cpu_jiffies(sessions: dict[int, str]) -> dict[str, int]:
+    """utime+stime+cutime+cstime per part, over every live process in the stack's sessions (reaped
+    children count in their parent's c-times)."""
+    total: dict[str, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         fields = _proc_stat(int(entry))
         if fields is None or int(fields[3]) not in sessions:
             continue
-        total += sum(int(x) for x in fields[11:15])
+        name = sessions[int(fields[3])]
+        total[name] = total.get(name, 0) + sum(int(x) for x in fields[11:15])
     return total
 
 
@@ -105,11 +112,12 @@ def _rss_mb(pids: list[int]) -> list[float]:
     out = []
     for pid in pids:
         try:
-            for line in open(f"/proc/{pid}/status"):
-                if line.startswith("VmRSS:"):
-                    out.append(int(line.split()[1]) / 1024)
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
-            pass
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                out.append(int(line.split()[1]) / 1024)
     return out
 
 
@@ -140,7 +148,9 @@ def _body(i: int, month: int) -> tuple[str, dict]:
 
 
 def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
-    tokens = {f"demo-user-{u}": issue_token(f"demo-user-{u}", secret=DEV_JWT_SECRET) for u in range(1, USERS + 1)}
+    tokens = {
+        f"demo-user-{u}": issue_token(f"demo-user-{u}", secret=DEV_JWT_SECRET) for u in range(1, USERS + 1)
+    }
     month = next(_months)
     for _ in range(1, -(-n // USERS)):
         next(_months)
@@ -166,7 +176,7 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
     threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
-    load = open("/proc/loadavg").read().split()[:3]
+    load = _loadavg().split()[:3]
     machine0, stack0, self0 = _machine_busy_jiffies(), _stack_cpu_jiffies(sessions), os.times()
     started = time.monotonic()
     gate.wait()
@@ -188,8 +198,10 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
     all_done = time.monotonic() - started
     self1 = os.times()
     machine_cpu = (_machine_busy_jiffies() - machine0) / _CLK_TCK
-    stack_cpu = (_stack_cpu_jiffies(sessions) - stack0) / _CLK_TCK
-    stack_cpu += (self1.user - self0.user) + (self1.system - self0.system)  # this client too
+    stack1 = _stack_cpu_jiffies(sessions)
+    parts = {name: (stack1.get(name, 0) - stack0.get(name, 0)) / _CLK_TCK for name in stack1}
+    parts["bench client"] = (self1.user - self0.user) + (self1.system - self0.system)
+    stack_cpu = sum(parts.values())
     statuses: dict[str, int] = {}
     for status, _ in rows:
         statuses[status] = statuses.get(status, 0) + 1
@@ -201,6 +213,7 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
         all_done,
         machine_cpu,
         stack_cpu,
+        parts,
         statuses,
         " ".join(load),
     )
@@ -214,6 +227,10 @@ def _print(b: Burst) -> None:
         f"| {b.all_done_s:.1f} | {b.statuses} | {b.load} |",
         flush=True,
     )
+    per_part = ", ".join(
+        f"{k} {v / b.n:.2f}" for k, v in sorted(b.parts_cpu_s.items(), key=lambda kv: -kv[1])
+    )
+    print(f"|   {b.launcher}: stack CPU-s per export by part: {per_part} |", flush=True)
 
 
 HEADER = (
@@ -224,8 +241,15 @@ HEADER = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100, help="tiny exports posted at once (default 100)")
+    parser.add_argument(
+        "--n-default",
+        type=int,
+        help="N for the per-process launcher (default --n; it is slow on a busy machine)",
+    )
     parser.add_argument("--rows", type=int, default=100_000, help="demo rows to seed (default 100,000)")
     parser.add_argument("--rss-exports", type=int, default=1000, help="worker RSS after this many (0: skip)")
     parser.add_argument("--launchers", default="default,celery", help="which, in order (default,celery)")
@@ -234,11 +258,14 @@ def main() -> int:
     assert args.n <= 20 * USERS, "at most 20 distinct months per owner and phase"
 
     home = Path(tempfile.mkdtemp(prefix="bench-small-"))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "CELERY_"))}
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "CELERY_"))
+    }
     environ.update(OWNER_ACTIVE_EXPORT_LIMIT="1000", LOG_LEVEL="WARNING")
     stack = LocalStack(home, Ports.free(), environ=environ)
-    print(f"stack under {home}; machine: {os.cpu_count()} cores, load {open('/proc/loadavg').read().strip()}")
+    print(f"stack under {home}; machine: {os.cpu_count()} cores, load {_loadavg()}")
     results = []
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # stop the stack
     try:
         stack.start_storage()
         stack.seed(args.rows)
@@ -246,7 +273,8 @@ def main() -> int:
         for launcher in args.launchers.split(","):
             stack.start_services(launcher=launcher, worker_nodes=args.worker_nodes)
             burst(stack, launcher, 4)  # warm-up: the first run of every process
-            result = burst(stack, launcher, args.n)
+            n = args.n_default if launcher == "default" and args.n_default else args.n
+            result = burst(stack, launcher, n)
             results.append(result)
             _print(result)
             if launcher == "celery" and args.rss_exports:
@@ -258,11 +286,12 @@ def main() -> int:
 
 
 def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
-    done = args.n + 4
+    done = args.n + 8  # this burst, both warm-ups
     marks: dict[int, tuple[list[float], list[float]] | None] = {100: None, args.rss_exports: None}
     while done < args.rss_exports:
         n = min(USERS, args.rss_exports - done)
         b = burst(stack, "celery", n)
+        _print(b)
         done += n
         for mark in marks:
             if marks[mark] is None and done >= mark:
@@ -271,7 +300,8 @@ def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
                 print(
                     f"worker RSS after {done} exports: parents {[round(x) for x in marks[mark][0]]} MB, "
                     f"pool processes {[round(x) for x in marks[mark][1]]} MB "
-                    f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, all done {b.all_done_s:.1f}s)",
+                    f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, "
+                    f"all done {b.all_done_s:.1f}s)",
                     flush=True,
                 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 
 from export_engine.jobs import export_job
@@ -11,7 +13,7 @@ from export_engine.sensors import export_reconciler_sensor
 from export_engine.settings import get_settings
 
 
-def _from_settings(resource_cls: type) -> dg.ResourceDefinition:
+def _from_settings(resource_cls: Any) -> dg.ResourceDefinition:
     """Build the resource from the environment when a run starts, never at import time."""
     return dg.ResourceDefinition(
         resource_fn=lambda _: resource_cls.from_settings(get_settings()),

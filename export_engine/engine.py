@@ -22,6 +22,7 @@ from export_engine.request import ExportSpec
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
 from export_engine.streaming import ProgressTap, RowProgress, UploadStopped, row_chunks
 
+
 @dataclass(frozen=True)
 class ExportResult:
     s3_key: str

@@ -24,6 +24,7 @@ from export_engine.writers import (
     write_json,
     write_jsonl,
     write_parquet,
+    write_pdf,
     write_xlsx,
 )
 
@@ -74,6 +75,7 @@ FORMATS: dict[str, FormatSpec] = {
     "jsonl": FormatSpec(".jsonl", "application/x-ndjson; charset=utf-8", write_jsonl, lines_are_rows=True),
     "json": FormatSpec(".json", "application/json; charset=utf-8", write_json, lines_are_rows=True),
     "xlsx": FormatSpec(".xlsx", _XLSX, write_xlsx, reports_rows=True),
+    "pdf": FormatSpec(".pdf", "application/pdf", write_pdf, reports_rows=True),  # statements, ≤ 10,000 rows
 }
 
 

@@ -81,6 +81,7 @@ class ExportSpec:
     compression: str | None = None
     columns: tuple[str, ...] = ()
     filters: Filters = field(default_factory=Filters)
+    column_subset: bool = False  # not every catalog column, or not in catalog order: names the file
 
     @classmethod
     def for_dataset(
@@ -104,6 +105,12 @@ class ExportSpec:
                 f"valid formats: {', '.join(dataset.formats)}"
             )
         output_format(format, compression)  # raises for an invalid combination
+        if format == "pdf" and columns is not None:
+            raise ExportRequestError(
+                "columns: a pdf statement has fixed columns (date, description, counterparty, category, "
+                "amount, balance); leave `columns` out"
+            )
+        chosen = _checked_columns(dataset, columns)
         return cls(
             table_name=dataset.id,
             date_from=date_from,
@@ -111,8 +118,9 @@ class ExportSpec:
             owner=owner,
             format=format,
             compression=compression,
-            columns=_checked_columns(dataset, columns),
+            columns=chosen,
             filters=_checked_filters(dataset, filters),
+            column_subset=chosen != tuple(dataset.columns),
         )
 
     @property
@@ -121,7 +129,7 @@ class ExportSpec:
         return output_format(self.format, self.compression)
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "table_name": self.table_name,
             "date_from": self.date_from.isoformat(),
             "date_to": self.date_to.isoformat(),
@@ -131,6 +139,9 @@ class ExportSpec:
             "columns": list(self.columns),
             "filters": self.filters.canonical(),
         }
+        if self.column_subset:  # follows from `columns` and the catalog: kept for the name, not the key
+            data["column_subset"] = True
+        return data
 
     @classmethod
     def from_canonical(cls, data: dict[str, Any]) -> ExportSpec:
@@ -143,13 +154,14 @@ class ExportSpec:
             compression=data.get("compression"),
             columns=tuple(data.get("columns") or ()),
             filters=Filters.from_canonical(data.get("filters")),
+            column_subset=bool(data.get("column_subset", False)),
         )
 
     @property
     def dedup_key(self) -> str:
         """SHA-256 of `table|from|to|owner|<other params as sorted JSON>`."""
         canonical = self.canonical()
-        extra = {k: v for k, v in canonical.items() if k not in _KEY_HEAD}
+        extra = {k: v for k, v in canonical.items() if k not in _KEY_HEAD and k not in _NOT_IN_KEY}
         head = "|".join(canonical[k] for k in _KEY_HEAD)
         payload = head + "|" + json.dumps(extra, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -164,10 +176,23 @@ class ExportSpec:
 
     @property
     def download_filename(self) -> str:
-        return f"{self.table_name}_{self.date_from}_{self.date_to}{self.output.extension}"
+        """`transactions_2024-01-01_2024-12-31.csv` for the whole dataset; a column subset or a filtered
+        export says so and carries a short digest of its columns and filters
+        (`transactions_2024-01-01_2024-12-31_columns-filtered_3f2a9c1b.csv`), so it never overwrites
+        the full file, nor another subset, in a download folder."""
+        base = f"{self.table_name}_{self.date_from}_{self.date_to}"
+        filtered = bool(self.filters.canonical())
+        marks = [m for m, on in (("columns", self.column_subset), ("filtered", filtered)) if on]
+        if marks:
+            shape = json.dumps(
+                {"columns": list(self.columns), "filters": self.filters.canonical()}, sort_keys=True
+            )
+            base += f"_{'-'.join(marks)}_{hashlib.sha256(shape.encode()).hexdigest()[:8]}"
+        return base + self.output.extension
 
 
 _KEY_HEAD = ("table_name", "date_from", "date_to", "owner")
+_NOT_IN_KEY = ("column_subset",)
 
 
 def _check_span(dataset: Dataset, date_from: date, date_to: date) -> None:

@@ -52,6 +52,8 @@ def expire_exports(
         ).all()
     expired = deleted = 0
     for s3_key, dedup_key in candidates:
+        if s3_key is None:  # a finished export always has one (a CHECK says so for COMPLETED)
+            continue
         try:
             with sessions.begin() as session:
                 lifecycle.lock_dedup_key(session, dedup_key)

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
 
     environment: str = Field(
         "production",
-        description="only `development` (set by `make run` and the tests) allows the published dev JWT secret",
+        description="only `development` (`make run`, the tests) accepts the published dev JWT secret",
     )
 
     # Databases
@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
     dagster_submit_timeout_seconds: float = 10.0
+    stream_max_rows: int = Field(
+        10_000, ge=1, le=1_000_000, description="the most rows `POST /export/stream` answers synchronously"
+    )
+    stream_max_concurrent: int = Field(
+        4, ge=1, le=64, description="synchronous streams at once per gateway; one more is a 429"
+    )
     export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
     retention_hours: int = Field(24, gt=0, description="finished files are deleted after this long")
     heartbeat_timeout_seconds: int = Field(
@@ -114,7 +120,7 @@ class Settings(BaseSettings):
         3660, ge=1, description="longest date range one export may cover; a dataset may set its own"
     )
     metrics_cache_seconds: float = Field(
-        15, ge=0, description="/metrics reads the export DB at most this often; /readyz checks as often"
+        15, ge=0, description="/metrics reads the export DB at most this often (0: every scrape)"
     )
     internal_port: int | None = Field(
         None, description="when set, /metrics and /readyz are served only on this port, not the public one"
@@ -141,7 +147,9 @@ class Settings(BaseSettings):
                     "JWT_PUBLIC_KEY and JWT_JWKS_URL need RS256 or ES256"
                 )
         elif bool(self.jwt_public_key) == bool(self.jwt_jwks_url):
-            raise ValueError(f"JWT_ALGORITHM={self.jwt_algorithm} needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL")
+            raise ValueError(
+                f"JWT_ALGORITHM={self.jwt_algorithm} needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL"
+            )
         return self
 
     def check_secrets(self) -> None:

@@ -144,7 +144,6 @@ class S3BucketMethods:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
-
 @dataclass(frozen=True)
 class S3Storage(S3BucketMethods):
     bucket: str
@@ -169,5 +168,3 @@ class S3Storage(S3BucketMethods):
 
 def _attachment(filename: str) -> str:
     return f"attachment; filename=\"{filename}\"; filename*=UTF-8''{quote(filename)}"
-
-

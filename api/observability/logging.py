@@ -39,3 +39,4 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # replaced by our request log line
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per GraphQL call to Dagster

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -142,10 +143,10 @@ class ExportMetricsCollector(Collector):
         self._sessions = sessions
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()  # concurrent scrapes wait for one computation
-        self._families: list[object] = []
+        self._families: list[Metric] = []
         self._computed_at = -float("inf")
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         with self._lock:
             if time.monotonic() - self._computed_at >= self._cache_seconds or not self._families:
                 self._families = list(self._compute())
@@ -153,7 +154,7 @@ class ExportMetricsCollector(Collector):
             families = self._families
         yield from families
 
-    def _compute(self) -> Iterator[object]:
+    def _compute(self) -> Iterator[Metric]:
         with self._sessions() as session:
             totals = session.execute(_TOTALS_SQL).all()
             statuses = session.execute(_STATUS_SQL).all()
@@ -177,7 +178,7 @@ class ExportMetricsCollector(Collector):
         yield from (created, reused, rows)
 
         by_status = GaugeMetricFamily("export_exports", "Exports by current status", labels=["status"])
-        counts = dict(statuses)
+        counts: dict[str, int] = dict(statuses)
         for status in ("PENDING", "RUNNING", "COMPLETED", "FAILED", "SUPERSEDED", "EXPIRED", "CANCELED"):
             by_status.add_metric([status], counts.get(status, 0))
         yield by_status

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import func, select
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
+from api.errors import ErrorBody
+from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
 from api.services.exports import (
@@ -20,11 +21,14 @@ from api.services.exports import (
     list_exports,
     signed_download,
 )
+from api.services.streams import check_pdf_rows, spec_for
+from api.source_lookups import check_owned_values, fill_progress
+from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 
 
 @router.post(
@@ -33,8 +37,13 @@ router = APIRouter(tags=["exports"])
     response_model_exclude_none=True,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": ExportCreated, "description": "reused a finished file or attached to a running export"},
+        200: {
+            "model": ExportCreated,
+            "description": "reused a finished file or attached to a running export",
+        },
+        **errors(401, 422, 503),
         429: {
+            "model": ErrorBody,
             "description": "the owner already has OWNER_ACTIVE_EXPORT_LIMIT exports PENDING or RUNNING; "
             "retry after `Retry-After` seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
@@ -43,6 +52,7 @@ router = APIRouter(tags=["exports"])
 )
 def post_export(
     body: ExportRequest,
+    request: Request,
     response: Response,
     session: SessionDep,
     principal: PrincipalDep,
@@ -51,6 +61,12 @@ def post_export(
     catalog: CatalogDep,
     settings: SettingsDep,
 ) -> ExportCreated:
+    if body.format == "pdf":  # a statement has a row limit: refuse now, not with a FAILED export later
+        dataset, spec = spec_for(catalog, principal, body)
+        check_pdf_rows(dataset=dataset, spec=spec, source=request.app.state.source)
+    check_owned_values(
+        body, owner=principal.subject, catalog=catalog, lookups=request.app.state.source_lookups
+    )
     result = create_export(
         session=session,
         principal=principal,
@@ -64,15 +80,29 @@ def post_export(
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     export = result.export
+    status_url = f"/export/{export.reference_id}"
+    response.headers["Location"] = status_url
+    signed = (  # a reused file: the signed URL at once, no second request
+        signed_download(
+            export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session)
+        )
+        if result.outcome == "reused"
+        else None
+    )
     return ExportCreated(
         reference_id=export.reference_id,
         status=export.status,
         created_at=export.created_at,
         reused_from_ref=export.reused_from_ref,
+        status_url=status_url,
+        download_url=signed[0] if signed else None,
+        expires_at=signed[1] if signed else None,
     )
 
 
-@router.get("/export", response_model=ExportPage, response_model_exclude_none=True)
+@router.get(
+    "/export", response_model=ExportPage, response_model_exclude_none=True, responses=errors(401, 422, 503)
+)
 def list_my_exports(
     session: SessionDep,
     principal: PrincipalDep,
@@ -90,23 +120,43 @@ def list_my_exports(
     )
 
 
-@router.get("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+@router.get(
+    "/export/{reference_id}",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+)
+@router.get(
+    "/export/{reference_id}/status",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+    summary="Read Export (alias)",
+    description="The same answer as `GET /export/{reference_id}` (the path seeds 003 and 004 poll).",
+)
 def read_export(
     reference_id: str,
+    request: Request,
+    catalog: CatalogDep,
     session: SessionDep,
     principal: PrincipalDep,
     storage: StorageDep,
     settings: SettingsDep,
 ) -> ExportView:
     export = get_export(session=session, principal=principal, reference_id=reference_id)
-    return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
+    view = _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
+    fill_progress(view, export, catalog=catalog, lookups=request.app.state.source_lookups)
+    return view
 
 
 @router.get(
     "/export/{reference_id}/download",
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
-    responses={302: {"description": "redirect to a freshly signed URL of the file"}},
+    responses={
+        302: {"description": "redirect to a freshly signed URL of the file"},
+        **errors(401, 404, 409, 410, 503),
+    },
 )
 def download_export(
     reference_id: str,
@@ -125,7 +175,12 @@ def download_export(
     return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"})
 
 
-@router.delete("/export/{reference_id}", response_model=ExportView, response_model_exclude_none=True)
+@router.delete(
+    "/export/{reference_id}",
+    response_model=ExportView,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 409, 503),
+)
 def delete_export(
     reference_id: str,
     session: SessionDep,
@@ -143,7 +198,7 @@ def delete_export(
 
 def _db_now(session: SessionDep) -> datetime:
     """Expiries are computed on the database's clock, the one every stored timestamp comes from."""
-    return session.scalar(select(func.now()))
+    return lifecycle.db_now(session)
 
 
 def _view(export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime) -> ExportView:

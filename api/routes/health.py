@@ -16,6 +16,7 @@ import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 
 router = APIRouter(tags=["health"])
@@ -51,7 +52,19 @@ def _check_dagster(request: Request) -> None:
 _CHECKS = {"export_db": _check_database, "s3_bucket": _check_bucket, "dagster": _check_dagster}
 
 
-@internal_router.get("/readyz")
+class Readiness(BaseModel):
+    status: str
+    detail: str | None = None
+    checks: dict[str, str]
+
+
+@internal_router.get(
+    "/readyz",
+    responses={
+        200: {"model": Readiness, "description": "every dependency answers"},
+        503: {"model": Readiness, "description": "`detail` and `checks` name what does not answer"},
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the export DB, the S3 bucket and Dagster's GraphQL API all answer; 503 names what doesn't."""
     state = request.app.state

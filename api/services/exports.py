@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNotReady, InvalidRequest
@@ -36,8 +36,8 @@ from export_engine.db.models import Export, ExportStatus
 from export_engine.dedup import Decision, decide, final_at
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.request import ExportSpec
-from export_engine.storage import S3Storage
 from export_engine.settings import Settings
+from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def create_export(
         timezone=policy.timezone,
         settlement_lag=policy.settlement_lag,
     )
-    now = now or session.scalar(select(func.now()))
+    now = now or lifecycle.db_now(session)
     session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
     final = not request.force_refresh and now >= final_since
     checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
@@ -254,11 +254,15 @@ def download_location(
 ) -> str:
     """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
     export = get_export(session=session, principal=principal, reference_id=reference_id)
+    if export.status == ExportStatus.EXPIRED.value:
+        raise ExportFileGone(
+            f"the file of export {reference_id!r} was deleted (status EXPIRED); request the export again"
+        )
     if export.status != ExportStatus.COMPLETED.value:
         raise ExportNotReady(
             f"export {reference_id!r} is {export.status}; only a COMPLETED export has a file"
         )
-    now = session.scalar(select(func.now()))
+    now = lifecycle.db_now(session)
     signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=now)
     if signed is None or not storage.exists(export.s3_key or ""):
         raise ExportFileGone(

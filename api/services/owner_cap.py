@@ -21,9 +21,9 @@ RETRY_AFTER_SECONDS = 30
 def check_owner_cap(session: Session, *, owner: str, limit: int) -> None:
     """Raise `TooManyExports` when `owner` already has `limit` PENDING or RUNNING exports."""
     session.execute(select(func.pg_advisory_xact_lock(_OWNER_LOCK_CLASS, func.hashtext(owner))))
-    active = session.scalar(
+    active = session.execute(
         select(func.count()).select_from(Export).where(Export.owner == owner, Export.status.in_(ACTIVE))
-    )
+    ).scalar_one()
     if active >= limit:
         raise TooManyExports(
             f"you already have {active} exports PENDING or RUNNING; the limit is {limit} per owner "

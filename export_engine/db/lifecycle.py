@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -36,6 +36,12 @@ from export_engine.request import ExportSpec
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 FINISHED = [s.value for s in FINISHED_STATUSES]
 MAX_ERROR_CHARS = 4000
+
+
+def db_now(session: Session) -> datetime:
+    """The database's clock, the one every stored timestamp comes from."""
+    now: datetime = session.execute(select(func.now())).scalar_one()
+    return now
 
 
 def lock_dedup_key(session: Session, dedup_key: str) -> None:

@@ -80,9 +80,12 @@ def main() -> int:
         print(
             f"""
 Gateway      {stack.api_url}   (OpenAPI docs: {stack.api_url}/docs)
+Web page     {stack.api_url}/analytics/datasets#token={token}
+             (opens signed in as demo-user-1; the token moves to the tab's session storage)
 Dagster UI   {stack.dagster_url}
 S3 endpoint  {env["S3_ENDPOINT_URL"]}  bucket={env["S3_BUCKET"]}
-Run broker   {env["CELERY_BROKER_URL"]}  queue={env["CELERY_QUEUE"]}  workers: {", ".join(w.name for w in stack.workers)}
+Run broker   {env["CELERY_BROKER_URL"]}  queue={env["CELERY_QUEUE"]}
+Run workers  {", ".join(w.name for w in stack.workers)}
 Logs         {args.home / "logs"}
 JWT secret   {secret_note}
 Dev token for demo-user-1 (7 days):

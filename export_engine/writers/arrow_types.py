@@ -5,7 +5,9 @@ column's precision and scale in the field metadata (`POSTGRESQL:typmod`). Parque
 `decimal128(p, s)`; Excel, whose numbers are doubles, gets `float64`. Excel has no list cell, so
 arrays become their elements joined by ", ". An Excel date is a number of days since 1899-12-30
 shown with a date format: dates and timestamps become that serial number here (timestamps as UTC
-wall clock, to the microsecond; the XLSX library would round them to the second).
+wall clock, to the microsecond; the XLSX library would round them to the second). Decimals reach
+Excel through their text, so a cell holds the double nearest to the amount (`-1860.37`), never the
+noise of Arrow's scaled-integer cast (`-1860.3700000000001`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def _is_extension(field: pa.Field) -> bool:
     return isinstance(field.type, pa.BaseExtensionType)
 
 
-def _is_numeric(field: pa.Field) -> bool:
+def is_numeric_field(field: pa.Field) -> bool:
+    """The driver's opaque `numeric` (its decimal text), before `parquet_schema`/`xlsx_schema`."""
     return _is_extension(field) and getattr(field.type, "type_name", None) == "numeric"
 
 
@@ -49,7 +52,7 @@ def decimal_type(precision: int | None, scale: int | None) -> pa.DataType:
 def parquet_schema(source: pa.Schema) -> pa.Schema:
     fields = []
     for field in source:
-        if _is_numeric(field):
+        if is_numeric_field(field):
             target = numeric_decimal(field)
         elif _is_extension(field):
             target = pa.string()
@@ -65,7 +68,7 @@ def xlsx_schema(source: pa.Schema) -> pa.Schema:
     fields = []
     for field in source:
         kind = field.type
-        if _is_numeric(field) or pa.types.is_decimal(kind) or is_temporal(kind):
+        if is_numeric_field(field) or pa.types.is_decimal(kind) or is_temporal(kind):
             target = pa.float64()
         elif _is_extension(field) or pa.types.is_list(kind) or pa.types.is_large_list(kind):
             target = pa.string()
@@ -92,6 +95,10 @@ def _convert(column: pa.Array, target: pa.DataType) -> pa.Array:
         column = column.storage
     if pa.types.is_floating(target) and is_temporal(column.type):
         return _excel_serial(column)
+    if pa.types.is_floating(target) and pa.types.is_decimal(column.type):
+        # decimal → float64 scales an integer by 10^-s and misses the nearest double; parsing the
+        # decimal's text rounds correctly, so the file holds what the database holds.
+        return pc.cast(pc.cast(column, pa.string()), target)
     if pa.types.is_string(target) and (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
         return pc.binary_join(pc.cast(column, pa.list_(pa.string())), LIST_SEPARATOR)
     return pc.cast(column, target)

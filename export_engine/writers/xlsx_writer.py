@@ -3,9 +3,12 @@
 XLSX is a zip whose directory comes last, so the workbook is written to a temporary file and then
 streamed to the sink; the directory is removed on every path. Rows stream in as Arrow batches, so
 memory stays at about one batch plus the library's row buffer. Each sheet holds at most 1,048,575
-data rows under a frozen header row; the row count, taken first in the same snapshot as the rows,
-says how many sheets there will be. Numbers are numbers (numeric as double), dates are dates,
-timestamps are UTC date-times (to the microsecond), arrays are their elements joined by ", ".
+data rows under a frozen, bold header row with filter buttons; the row count, taken first in the
+same snapshot as the rows, says how many sheets there will be. Numbers are numbers (numeric as the
+double nearest to it, shown with its scale and thousands separators: `#,##0.00` for money), dates are
+dates, timestamps are UTC date-times (to the microsecond), arrays are their elements joined by ", ".
+Column widths come from the column types (constant-memory mode cannot measure the data), wide
+enough that no date or amount shows as `###`.
 
 The library reads the record batches through the Arrow C stream interface, which turns an error
 raised while producing a batch into a RuntimeError; `_SheetFeed` keeps the original to re-raise it.
@@ -25,7 +28,12 @@ import rustpy_xlsxwriter
 
 from export_engine.streaming.progress import RowProgress
 from export_engine.writers import MAX_DATA_ROWS_PER_SHEET
-from export_engine.writers.arrow_types import conform, is_temporal, xlsx_schema
+from export_engine.writers.arrow_types import (
+    conform,
+    is_numeric_field,
+    numeric_decimal,
+    xlsx_schema,
+)
 
 if TYPE_CHECKING:
     from psycopg2 import sql
@@ -76,16 +84,57 @@ class _SheetFeed:
             raise
 
 
-def _date_formats(source: pa.Schema) -> dict[str, dict[str, rustpy_xlsxwriter.Format] | list[Any]] | None:
-    """Dates and timestamps arrive as serial numbers (see `arrow_types`); their format makes them dates."""
+def _decimal_scale(field: pa.Field) -> int | None:
+    if is_numeric_field(field):
+        return int(numeric_decimal(field).scale)
+    if pa.types.is_decimal(field.type):
+        return int(field.type.scale)
+    return None
+
+
+def number_format(field: pa.Field) -> str | None:
+    """The cell format a column's type asks for: dates, date-times, and decimals at their own scale."""
+    if pa.types.is_date(field.type):
+        return DATE_FORMAT
+    if pa.types.is_timestamp(field.type):
+        return DATETIME_FORMAT
+    scale = _decimal_scale(field)
+    if scale is not None:
+        return "#,##0." + "0" * scale if scale > 0 else "#,##0"
+    return None
+
+
+def column_width(field: pa.Field) -> float:
+    """A width (in characters) that fits the type's usual values and the header."""
+    kind = field.type
+    if pa.types.is_date(kind):
+        typical = 12.0
+    elif pa.types.is_timestamp(kind):
+        typical = 20.0
+    elif _decimal_scale(field) is not None:
+        typical = 16.0  # -12,345,678.90 and a little room
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        typical = 12.0
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        typical = 24.0
+    else:
+        typical = 18.0
+    return min(max(typical, len(field.name) + 4.0), 60.0)  # + 4: the header's filter button
+
+
+def _layout(source: pa.Schema) -> dict[str, Any]:
     formats = {
-        f.name: rustpy_xlsxwriter.Format().set_num_format(
-            DATE_FORMAT if pa.types.is_date(f.type) else DATETIME_FORMAT
-        )
+        f.name: rustpy_xlsxwriter.Format().set_num_format(fmt)
         for f in source
-        if is_temporal(f.type)
+        if (fmt := number_format(f)) is not None
     }
-    return {"general": formats} if formats else None
+    return {
+        "freeze_panes": {"general": {"row": 1, "col": 0}},
+        "header_format": {"general": rustpy_xlsxwriter.Format().set_bold()},
+        "autofilter": {"general": True},
+        "column_widths": {"general": {f.name: column_width(f) for f in source}},
+        "column_formats": {"general": formats} if formats else None,
+    }
 
 
 def write_xlsx(
@@ -109,8 +158,7 @@ def write_xlsx(
             rustpy_xlsxwriter.write_worksheets(
                 [(f"Sheet{n}", feed.sheet()) for n in range(1, sheet_count + 1)],
                 str(path),
-                freeze_panes={"general": {"row": 1, "col": 0}},
-                column_formats=_date_formats(rows.reader.schema),
+                **_layout(rows.reader.schema),
             )
         except Exception as exc:
             if feed.error is not None and feed.error is not exc:

@@ -73,9 +73,11 @@ def test_openapi_declares_the_bearer_scheme(make_client):
 
 
 def _pem(key) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def _token(key, algorithm: str, *, kid: str | None = None, subject: str = "alice") -> str:
@@ -188,5 +190,8 @@ def test_an_unreachable_jwks_is_503_not_401(make_client):
     client = make_client(jwt_algorithm="RS256", jwt_jwks_url=f"http://127.0.0.1:{free_port()}/jwks.json")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     response = client.get("/datasets", headers={"Authorization": f"Bearer {_token(key, 'RS256', kid='k')}"})
-    assert _status_and_detail(response) == (503, "the identity provider is unavailable; retry in a few seconds")
+    assert _status_and_detail(response) == (
+        503,
+        "the identity provider is unavailable; retry in a few seconds",
+    )
     assert response.headers["retry-after"] == "5"

@@ -6,6 +6,7 @@ to end, the catalog, the 422s, the listing and the download redirect.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import httpx
@@ -63,7 +64,7 @@ def test_datasets_describe_the_catalog(api):
         "amount_max",
     ]
     assert transactions["filters"][2]["values"] == ["posted", "pending", "reversed"]
-    assert transactions["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx"]
+    assert transactions["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
     assert transactions["compressions"] == {"gzip": ["csv", "jsonl", "json"]}
     assert (
         datasets["monthly_trends"]["time_grain"] == "monthly" and datasets["monthly_trends"]["filters"] == []
@@ -95,7 +96,11 @@ def test_parquet_export_with_filters_and_columns_end_to_end(api, stack):
 
     download = _download(api, user, reference_id)
     assert download.headers["content-type"] == "application/vnd.apache.parquet"
-    assert 'filename="transactions_2021-01-01_2021-12-31.parquet"' in download.headers["content-disposition"]
+    # a column subset with filters is named apart from the full file
+    assert re.search(
+        r'filename="transactions_2021-01-01_2021-12-31_columns-filtered_[0-9a-f]{8}\.parquet"',
+        download.headers["content-disposition"],
+    )
     table = read_parquet(download.content)
     assert table.schema == pa.schema(
         [
@@ -169,7 +174,7 @@ def test_parquet_export_with_filters_and_columns_end_to_end(api, stack):
             "compression: 'gzip' is only available with format 'csv', 'jsonl' or 'json', not 'parquet'",
         ),
         ({"compression": "brotli"}, "compression: must be one of 'gzip'"),
-        ({"format": "pdf"}, "format: must be one of 'csv', 'parquet', 'jsonl', 'json' or 'xlsx'"),
+        ({"format": "docx"}, "format: must be one of 'csv', 'parquet', 'jsonl', 'json', 'xlsx' or 'pdf'"),
     ],
 )
 def test_bad_formats_columns_and_filters_are_422_naming_the_valid_choices(api, change, message):

@@ -19,7 +19,9 @@ from export_engine_tests import faults
 
 pytestmark = pytest.mark.e2e
 
-_RUN_TAGS = """query($runId: ID!) { runOrError(runId: $runId) { ... on Run { status tags { key value } } } }"""
+_RUN_TAGS = (
+    """query($runId: ID!) { runOrError(runId: $runId) { ... on Run { status tags { key value } } } }"""
+)
 _RUNS = """query($k: String!, $v: String!) { runsOrError(filter: {tags: [{key: $k, value: $v}]}) {
   ... on Runs { results { runId status } } } }"""
 
@@ -99,7 +101,9 @@ def test_broker_down_post_still_accepted_and_the_run_starts_when_it_is_back(api)
     api.drain()
     stack.stop_broker()
     try:
-        created = api.post("demo-user-31", table_name="transactions", date_from="2019-03-01", date_to="2019-03-31")
+        created = api.post(
+            "demo-user-31", table_name="transactions", date_from="2019-03-01", date_to="2019-03-31"
+        )
         assert created.status_code == 202, created.text
         assert created.json()["status"] == "PENDING"
         reference_id = created.json()["reference_id"]
@@ -139,7 +143,9 @@ def test_one_owner_holds_at_most_two_run_slots_and_another_owner_still_gets_thro
             assert sorted(states()) == ["QUEUED", "STARTED", "STARTED"]
             time.sleep(1)
 
-        other = api.post("demo-user-32", table_name="transactions", date_from="2019-04-01", date_to="2019-04-30")
+        other = api.post(
+            "demo-user-32", table_name="transactions", date_from="2019-04-01", date_to="2019-04-30"
+        )
         export = api.wait("demo-user-32", other.json()["reference_id"])
         assert export["status"] == "COMPLETED", export
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -56,8 +57,10 @@ def test_shipped_catalog_has_the_three_datasets():
     assert list(TRANSACTIONS.filters) == ["account_ids", "tag_ids", "status", "amount_min", "amount_max"]
     assert TRANSACTIONS.filters["status"].values == ("posted", "pending", "reversed")
     assert CATALOG.get("monthly_trends").filters == {}
+    assert TRANSACTIONS.formats == ("csv", "parquet", "jsonl", "json", "xlsx", "pdf")  # statements
     for name in CATALOG.names:
-        assert CATALOG.get(name).formats == ("csv", "parquet", "jsonl", "json", "xlsx")
+        if name != "transactions":
+            assert CATALOG.get(name).formats == ("csv", "parquet", "jsonl", "json", "xlsx")
         assert CATALOG.get(name).owner_column == "user_id"
 
 
@@ -68,8 +71,8 @@ def test_shipped_catalog_has_the_three_datasets():
         ("    filters: {account_ids: nope}\n", "names column 'nope' it does not list"),
         ("    filters: {account_ids: o}\n", "filter 'account_ids' may not target the owner column"),
         (
-            "    formats: [csv, pdf]\n",
-            "lists unknown formats ['pdf']; known: csv, parquet, jsonl, json, xlsx",
+            "    formats: [csv, docx]\n",
+            "lists unknown formats ['docx']; known: csv, parquet, jsonl, json, xlsx, pdf",
         ),
     ],
 )
@@ -87,7 +90,7 @@ def test_dataset_view_lists_columns_filters_and_formats():
     view = DatasetView.from_dataset(TRANSACTIONS).model_dump()
     assert view["columns"][5] == {"name": "amount", "type": "numeric(14,2)"}
     assert view["filters"][1] == {"name": "tag_ids", "column": "tag_ids", "kind": "any_of", "values": None}
-    assert view["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx"]
+    assert view["formats"] == ["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
     assert view["compressions"] == {"gzip": ["csv", "jsonl", "json"]}
 
 
@@ -315,7 +318,11 @@ BASE = {"table_name": "transactions", "date_from": "2024-01-01", "date_to": "202
         ),
         ({"filters": {"amount_min": "NaN"}}, ("filters", "amount_min"), "Input should be a finite number"),
         ({"compression": "zip"}, ("compression",), "Input should be 'gzip'"),
-        ({"format": "pdf"}, ("format",), "Input should be 'csv', 'parquet', 'jsonl', 'json' or 'xlsx'"),
+        (
+            {"format": "docx"},
+            ("format",),
+            "Input should be 'csv', 'parquet', 'jsonl', 'json', 'xlsx' or 'pdf'",
+        ),
     ],
 )
 def test_malformed_bodies_are_refused_by_the_schema(change, field, message):
@@ -333,3 +340,31 @@ def test_body_filters_become_canonical_filters():
     assert body.filters.to_filters() == Filters(
         account_ids=("a", "b"), status=("posted",), amount_min=Decimal("10.5")
     )
+
+
+def test_a_column_subset_or_a_filtered_export_is_named_apart_from_the_full_file():
+    dataset = CATALOG.get("transactions")
+
+    def named(**kwargs):
+        return ExportSpec.for_dataset(
+            dataset, owner="u", date_from=date(2024, 1, 1), date_to=date(2024, 12, 31), **kwargs
+        )
+
+    full = named()
+    every_column = named(columns=list(dataset.columns))
+    subset = named(columns=["txn_date", "amount"])
+    other_subset = named(columns=["amount", "txn_date"])
+    filtered = named(filters=Filters(status=("posted",)))
+    both = named(columns=["txn_date", "amount"], filters=Filters(status=("posted",)))
+    assert full.download_filename == every_column.download_filename
+    assert full.download_filename == "transactions_2024-01-01_2024-12-31.csv"
+    base = r"transactions_2024-01-01_2024-12-31"
+    assert re.fullmatch(base + r"_columns_[0-9a-f]{8}\.csv", subset.download_filename)
+    assert re.fullmatch(base + r"_filtered_[0-9a-f]{8}\.csv", filtered.download_filename)
+    assert re.fullmatch(base + r"_columns-filtered_[0-9a-f]{8}\.csv", both.download_filename)
+    assert subset.download_filename != other_subset.download_filename
+    # the name survives the export row (the op reads its request there); the dedup key ignores the flag
+    assert ExportSpec.from_canonical(subset.canonical()).download_filename == subset.download_filename
+    assert ExportSpec.from_canonical(both.canonical()) == both
+    assert full.dedup_key == every_column.dedup_key
+    assert "column_subset" not in full.canonical()

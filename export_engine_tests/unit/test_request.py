@@ -49,7 +49,9 @@ def _documented_key(s: ExportSpec) -> str:
     c = s.canonical()
     rest = {k: v for k, v in c.items() if k not in ("table_name", "date_from", "date_to", "owner")}
     head = f"{c['table_name']}|{c['date_from']}|{c['date_to']}|{c['owner']}"
-    return hashlib.sha256(f"{head}|{json.dumps(rest, sort_keys=True, separators=(',', ':'))}".encode()).hexdigest()
+    return hashlib.sha256(
+        f"{head}|{json.dumps(rest, sort_keys=True, separators=(',', ':'))}".encode()
+    ).hexdigest()
 
 
 def _naive_key(s: ExportSpec) -> str:

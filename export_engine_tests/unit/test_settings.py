@@ -7,7 +7,7 @@ import os
 import pytest
 from pydantic import ValidationError
 
-from export_engine.settings import DEV_JWT_SECRET, Settings
+from export_engine.settings import Settings
 
 URLS = {
     "database_url": "postgresql://exports:db-password-1@db.internal:5432/exports",
@@ -18,7 +18,11 @@ URLS = {
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     for name in list(os.environ):
-        if name.startswith(("JWT_", "AWS_")) or name in ("ENVIRONMENT", "DATABASE_URL", "SOURCE_DATABASE_URL"):
+        if name.startswith(("JWT_", "AWS_")) or name in (
+            "ENVIRONMENT",
+            "DATABASE_URL",
+            "SOURCE_DATABASE_URL",
+        ):
             monkeypatch.delenv(name)
 
 
@@ -72,7 +76,10 @@ def test_the_algorithm_is_a_closed_choice(algorithm):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"jwt_algorithm": "RS256"}, "JWT_ALGORITHM=RS256 needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL"),
+        (
+            {"jwt_algorithm": "RS256"},
+            "JWT_ALGORITHM=RS256 needs exactly one of JWT_PUBLIC_KEY or JWT_JWKS_URL",
+        ),
         (
             {"jwt_algorithm": "ES256", "jwt_public_key": "pem", "jwt_jwks_url": "https://idp/jwks"},
             "needs exactly one of",

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+import zipfile
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -153,8 +154,8 @@ def test_every_output_has_its_extension_and_content_type(fmt, compression, exten
     assert (output.extension, output.content_type) == (extension, content_type)
 
 
-def test_registry_lists_the_five_formats_and_gzip_for_the_text_ones():
-    assert list(FORMATS) == ["csv", "parquet", "jsonl", "json", "xlsx"]
+def test_registry_lists_the_six_formats_and_gzip_for_the_text_ones():
+    assert list(FORMATS) == ["csv", "parquet", "jsonl", "json", "xlsx", "pdf"]
     assert {name: list(by_format) for name, by_format in COMPRESSIONS.items()} == {
         "gzip": ["csv", "jsonl", "json"]
     }
@@ -169,7 +170,7 @@ def test_registry_lists_the_five_formats_and_gzip_for_the_text_ones():
             "compression: 'gzip' is only available with format 'csv', 'jsonl' or 'json', not 'parquet'",
         ),
         ("csv", "zip", "compression: unknown compression 'zip'; valid: gzip"),
-        ("exe", None, "format: unknown format 'exe'; valid formats: csv, parquet, jsonl, json, xlsx"),
+        ("exe", None, "format: unknown format 'exe'; valid formats: csv, parquet, jsonl, json, xlsx, pdf"),
     ],
 )
 def test_impossible_outputs_are_refused_with_the_valid_choices(fmt, compression, message):
@@ -401,3 +402,43 @@ def test_xlsx_reraises_the_source_error_and_leaves_no_temporary_file(tmp_path, m
     with pytest.raises(OSError, match="connection reset mid-stream"):
         write_xlsx(FakeSource(rows=ROWS, batch_size=2, fail_after_batches=2), SELECT, {}, io.BytesIO())
     assert list(tmp_path.iterdir()) == []
+
+
+class _DecimalSource:
+    """Batches typed as `SourceDatabaseResource` hands them over: numeric already decimal128(14, 2)."""
+
+    def __init__(self, amounts: list[str]) -> None:
+        self.amounts = amounts
+
+    @contextmanager
+    def arrow_batches(self, select: Any, params: dict[str, Any], *, count: bool = False):
+        schema = pa.schema(
+            [pa.field("txn_date", pa.date32()), pa.field("balance_after", pa.decimal128(14, 2))]
+        )
+        batch = pa.record_batch(
+            [
+                pa.array([date(2024, 1, 1)] * len(self.amounts), pa.date32()),
+                pa.array([Decimal(a) for a in self.amounts], pa.decimal128(14, 2)),
+            ],
+            schema=schema,
+        )
+        yield ArrowRows(pa.RecordBatchReader.from_batches(schema, [batch]), len(self.amounts))
+
+
+def test_xlsx_money_is_the_exact_amount_with_two_decimals_and_every_column_fits():
+    amounts = ["-1860.37", "3715.50", "0.10", "-12345678.90", "0.07", "1234.56"]
+    sink = io.BytesIO()
+    write_xlsx(_DecimalSource(amounts), SELECT, {}, sink)
+    (sheet,) = _sheets(sink.getvalue())
+    cells = [sheet.cell(row=n, column=2) for n in range(2, len(amounts) + 2)]
+    # the nearest double to each amount (what float(Decimal) gives), not Arrow's scaled-integer cast
+    assert [c.value for c in cells] == [float(Decimal(a)) for a in amounts]
+    assert {c.number_format for c in cells} == {"#,##0.00"}
+    assert sheet.cell(row=2, column=1).number_format == "yyyy-mm-dd"
+    assert sheet.column_dimensions["A"].width >= 12  # yyyy-mm-dd plus the filter button: no ###
+    assert sheet.column_dimensions["B"].width >= len("-12,345,678.90") + 1
+    assert sheet.auto_filter.ref == f"A1:B{len(amounts) + 1}"
+    assert sheet.freeze_panes == "A2" and sheet.cell(row=1, column=2).font.b
+    with zipfile.ZipFile(io.BytesIO(sink.getvalue())) as workbook:
+        xml = workbook.read("xl/worksheets/sheet1.xml").decode()
+    assert "<v>-1860.37</v>" in xml and "00000" not in xml  # what Excel and LibreOffice read

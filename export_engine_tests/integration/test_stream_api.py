@@ -1,0 +1,284 @@
+"""`POST /export/stream` against the real source database and S3 server (no Dagster: nothing is queued).
+
+The stream's bytes are compared with what the asynchronous export writes to S3 for the same request
+(`engine.run_export`, the op's own code), and the typed formats are read back with independent
+readers (openpyxl, pypdf) and compared with the database's values.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import uuid
+from datetime import date
+
+import openpyxl
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from api.main import create_app
+from api.security import issue_token
+from api.services import streams
+from export_engine.engine import run_export
+from export_engine.local_stack.processes import free_port
+from export_engine.request import ExportSpec, Filters
+from export_engine.settings import DEV_JWT_SECRET
+from export_engine_tests.helpers import expected_csv
+
+USER = "demo-user-3"
+BODY = {"table_name": "transactions", "date_from": "2019-01-01", "date_to": "2024-12-31"}
+
+
+class _NoDagster:
+    """POST /export commits the export and hands it over; nothing runs it in this tier."""
+
+    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+        return str(uuid.uuid4())
+
+    def terminate(self, run_id: str) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    with TestClient(create_app(settings, launcher=_NoDagster()), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _headers(user: str = USER) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(user, secret=DEV_JWT_SECRET)}"}
+
+
+def _spec(catalog, **body) -> ExportSpec:
+    merged = {**BODY, **body}
+    return ExportSpec.for_dataset(
+        catalog.get(merged["table_name"]),
+        owner=body.pop("owner", USER),
+        date_from=date.fromisoformat(merged["date_from"]),
+        date_to=date.fromisoformat(merged["date_to"]),
+        format=merged.get("format", "csv"),
+        compression=merged.get("compression"),
+        columns=merged.get("columns"),
+        filters=Filters(**merged.get("filters", {})),
+    )
+
+
+def _db_rows(stack, sql: str, *params) -> list[tuple]:
+    with psycopg2.connect(stack.env["SOURCE_ADMIN_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def test_csv_stream_is_postgresqls_own_copy_of_the_callers_rows(client, stack, catalog):
+    response = client.post("/export/stream", json=BODY, headers=_headers())
+    assert response.status_code == 200, response.text
+    expected = expected_csv(stack.env["SOURCE_ADMIN_URL"], catalog.get("transactions"), _spec(catalog))
+    assert response.content == expected
+    ((count,),) = _db_rows(
+        stack,
+        "SELECT count(*) FROM transactions WHERE user_id = %s AND txn_date BETWEEN %s AND %s",
+        USER,
+        "2019-01-01",
+        "2024-12-31",
+    )
+    assert int(response.headers["x-export-rows"]) == count > 100
+    owners = {row["user_id"] for row in csv.DictReader(io.StringIO(response.text))}
+    assert owners == {USER}
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"] == (
+        'attachment; filename="transactions_2019-01-01_2024-12-31.csv"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("fmt", "compression"),
+    [("csv", None), ("jsonl", None), ("json", None), ("csv", "gzip"), ("json", "gzip")],
+)
+def test_stream_bytes_equal_the_asynchronous_exports_file(client, catalog, source, storage, fmt, compression):
+    body = {
+        **BODY,
+        "format": fmt,
+        "compression": compression,
+        "columns": ["txn_date", "amount", "description", "tag_ids"],
+        "filters": {"status": ["posted"]},
+    }
+    response = client.post("/export/stream", json=body, headers=_headers())
+    assert response.status_code == 200, response.text
+    spec = _spec(catalog, **body)
+    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage, parallel=2)
+    stored = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)
+    file = stored["Body"].read()
+    if compression:
+        assert response.headers["content-type"] == "application/gzip"
+        assert gzip.decompress(response.content) == gzip.decompress(file)
+    else:
+        assert response.content == file
+    assert int(response.headers["x-export-rows"]) == result.row_count
+    # a column subset with a filter is named apart from the full file, as the download is
+    assert f'filename="{spec.download_filename}"' in response.headers["content-disposition"]
+    assert "_columns-filtered_" in spec.download_filename
+
+
+def test_xlsx_stream_holds_the_databases_amounts_as_money(client, stack):
+    body = {**BODY, "format": "xlsx", "columns": ["id", "txn_date", "amount", "balance_after", "currency"]}
+    response = client.post("/export/stream", json=body, headers=_headers())
+    assert response.status_code == 200, response.text
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).worksheets[0]
+    rows = list(sheet.iter_rows(min_row=2))
+    expected = _db_rows(
+        stack,
+        "SELECT id, txn_date, amount, balance_after, currency FROM transactions "
+        "WHERE user_id = %s AND txn_date BETWEEN %s AND %s ORDER BY txn_date, id",
+        USER,
+        "2019-01-01",
+        "2024-12-31",
+    )
+    assert len(rows) == len(expected) > 100
+    for cells, (id_, day, amount, balance, currency) in zip(rows, expected, strict=True):
+        assert cells[0].value == id_
+        assert cells[1].value.date() == day and cells[1].number_format == "yyyy-mm-dd"
+        assert cells[2].value == float(amount) and cells[3].value == float(balance)  # the nearest double
+        assert cells[2].number_format == cells[3].number_format == "#,##0.00"
+        assert cells[4].value == currency
+    assert sheet.column_dimensions["B"].width >= 12 and sheet.auto_filter.ref.startswith("A1:E")
+
+
+def test_pdf_stream_is_a_statement_of_the_callers_rows(client, stack):
+    body = {**BODY, "format": "pdf", "filters": {"account_ids": ["acct-3-1"]}}
+    response = client.post("/export/stream", json=body, headers=_headers())
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(response.content))
+    pages = [page.extract_text() for page in reader.pages]
+    rows = _db_rows(
+        stack,
+        "SELECT txn_date, amount, balance_after, currency FROM transactions WHERE user_id = %s "
+        "AND account_id = %s AND txn_date BETWEEN %s AND %s ORDER BY txn_date, id",
+        USER,
+        "acct-3-1",
+        "2019-01-01",
+        "2024-12-31",
+    )
+    assert len(rows) > 50 and int(response.headers["x-export-rows"]) == len(rows)
+    table = [line for page in pages for line in page.splitlines() if re.match(r"\d{4}-\d{2}-\d{2} ", line)]
+    assert len(table) == len(rows)
+    for (day, amount, balance, _), line in zip(rows, table, strict=True):
+        assert line.startswith(day.isoformat()) and line.endswith(f"{amount:,.2f} {balance:,.2f}")
+    summary = pages[-1].replace("\n", " ")
+    for currency in {r[3] for r in rows}:  # totals per currency, as the database sums them
+        ((count, debits, credits, net),) = _db_rows(
+            stack,
+            "SELECT count(*), coalesce(sum(amount) FILTER (WHERE amount < 0), 0), "
+            "coalesce(sum(amount) FILTER (WHERE amount >= 0), 0), sum(amount) FROM transactions "
+            "WHERE user_id = %s AND account_id = %s AND currency = %s AND txn_date BETWEEN %s AND %s",
+            USER,
+            "acct-3-1",
+            currency,
+            "2019-01-01",
+            "2024-12-31",
+        )
+        assert f"{currency} {count:,} {debits:,.2f} {credits:,.2f} {net:,.2f}" in summary
+    assert "demo-user-3" in pages[0] and "acct-3-1" in pages[0] and "2019-01-01 to 2024-12-31" in pages[0]
+    assert f"Page 1 of {len(pages)}" in pages[0]
+
+
+def test_past_the_row_limit_is_413_pointing_at_post_export(settings):
+    small = settings.model_copy(update={"stream_max_rows": 5})
+    with TestClient(create_app(small, launcher=_NoDagster())) as client:
+        response = client.post("/export/stream", json=BODY, headers=_headers())
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "this export has more than 5 rows, the most a synchronous answer holds; "
+            "POST /export with the same body exports it in the background and gives a download link",
+            "errors": [],
+        }
+        one_day = {**BODY, "date_from": "2024-01-02", "date_to": "2024-01-02"}
+        assert client.post("/export/stream", json=one_day, headers=_headers()).status_code == 200
+
+
+def test_a_pdf_past_its_limit_is_422_on_both_endpoints(client, monkeypatch):
+    monkeypatch.setattr(streams, "PDF_MAX_ROWS", 5)
+    body = {**BODY, "format": "pdf", "force_refresh": True}
+    for path in ("/export/stream", "/export"):
+        response = client.post(path, json=body, headers=_headers())
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"].startswith("format: a pdf statement holds at most 5 rows")
+        assert response.json()["errors"][0]["field"] == "format"
+
+
+def test_every_stream_slot_busy_is_429(client):
+    slots = client.app.state.stream_slots
+    for _ in range(slots.limit):
+        slots.acquire()
+    try:
+        response = client.post("/export/stream", json=BODY, headers=_headers())
+        assert response.status_code == 429
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["detail"].startswith(f"all {slots.limit} synchronous export streams are busy")
+    finally:
+        for _ in range(slots.limit):
+            slots.release()
+    assert client.post("/export/stream", json=BODY, headers=_headers()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({**BODY, "table_name": "pg_shadow"}, "table_name", "unknown table_name 'pg_shadow'"),
+        ({**BODY, "columns": ["nope"]}, "columns", "unknown column 'nope'"),
+        ({**BODY, "format": "pdf", "columns": ["amount"]}, "columns", "a pdf statement has fixed columns"),
+        ({**BODY, "date_to": "9999-12-31"}, "date_to", "out of range"),
+    ],
+)
+def test_stream_refuses_what_post_export_refuses_with_the_same_body(client, body, field, message):
+    answers = [client.post(path, json=body, headers=_headers()) for path in ("/export/stream", "/export")]
+    for response in answers:
+        assert response.status_code == 422
+        assert message in response.json()["detail"]
+        assert [e["field"] for e in response.json()["errors"]] == [field]
+    assert answers[0].json() == answers[1].json()
+
+
+def test_stream_needs_a_token_and_counts_in_the_metrics(client):
+    assert client.post("/export/stream", json=BODY).status_code == 401
+    client.post("/export/stream", json={**BODY, "format": "jsonl"}, headers=_headers())
+    metrics = client.get("/metrics").text
+    assert 'export_stream_requests_total{format="jsonl",outcome="completed"}' in metrics
+    assert 'export_stream_rows_total{format="jsonl"}' in metrics
+
+
+def test_the_asynchronous_export_writes_the_same_statement(client, catalog, source, storage):
+    """`POST /export` with pdf runs the same writer in the op (`run_export`); only the time differs."""
+    body = {**BODY, "format": "pdf", "filters": {"account_ids": ["acct-3-2"]}}
+    streamed = client.post("/export/stream", json=body, headers=_headers())
+    assert streamed.status_code == 200, streamed.text
+    spec = _spec(catalog, **body)
+    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage)
+    stored = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)
+    assert stored["ContentType"] == "application/pdf" and result.s3_key.endswith(".pdf")
+
+    def text(body: bytes) -> list[str]:
+        pages = [page.extract_text() for page in PdfReader(io.BytesIO(body)).pages]
+        return [line for page in pages for line in page.splitlines() if not line.startswith("Generated")]
+
+    assert text(stored["Body"].read()) == text(streamed.content)
+    assert result.row_count == int(streamed.headers["x-export-rows"]) > 50
+
+
+def test_a_source_that_is_down_is_503_before_any_byte(settings):
+    down = settings.model_copy(
+        update={"source_database_url": f"postgresql://nobody@127.0.0.1:{free_port()}/transactions"}
+    )
+    with TestClient(create_app(down, launcher=_NoDagster())) as client:
+        for path, body in (("/export/stream", BODY), ("/export", {**BODY, "format": "pdf"})):
+            response = client.post(path, json=body, headers=_headers())
+            assert response.status_code == 503, response.text
+            assert response.json() == {
+                "detail": "the source database is unavailable; retry in a few seconds",
+                "errors": [],
+            }
+        assert client.app.state.stream_slots.in_use == 0
