@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint test-unit bench bench-small load clean
+.PHONY: install run test lint test-unit compose-test bench bench-small load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)  ## ruff (lint + format), mypy on the code, and the import-layer 
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider export_engine_tests/unit
+
+compose-test: $(STAMP)  ## as root: builds the Dockerfile, starts docker-compose.yml, exports through it (deploy/README.md)
+	$(BIN)/python deploy/compose-test/compose_test.py
 
 bench: $(STAMP)  ## side-by-side throughput and memory vs. raw COPY
 	$(BIN)/python -m bench.export_bench $(ARGS)
