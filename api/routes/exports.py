@@ -20,8 +20,9 @@ from api.services.exports import (
     get_export,
     list_exports,
     signed_download,
+    spec_for,
 )
-from api.services.streams import check_pdf_rows, spec_for
+from api.services.streams import check_pdf_rows
 from api.source_lookups import check_owned_values, fill_progress
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus

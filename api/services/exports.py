@@ -30,7 +30,7 @@ from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.owner_cap import check_owner_cap
-from export_engine.catalog import Catalog
+from export_engine.catalog import Catalog, Dataset
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.dedup import Decision, decide, final_at
@@ -82,9 +82,8 @@ def create_export(
 ) -> CreateResult:
     """`now` defaults to the database's clock (tests pass a frozen one); `owner_limit` caps an owner's
     PENDING + RUNNING exports (None: no cap)."""
-    spec = _spec_for(catalog, principal, request)
+    dataset, spec = spec_for(catalog, principal, request)
     key = spec.dedup_key
-    dataset = catalog.get(spec.table_name)
     final_since = final_at(
         date_to=spec.date_to,
         time_grain=dataset.time_grain,
@@ -135,14 +134,14 @@ def create_export(
     return CreateResult(export, "created")
 
 
-def _spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> ExportSpec:
+def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> tuple[Dataset, ExportSpec]:
     """The canonical spec, checked against the catalog; the owner is always the token's subject."""
     try:
         dataset = catalog.get(request.table_name)
     except CatalogError as exc:
         raise DatasetUnknown(str(exc)) from exc
     try:
-        return ExportSpec.for_dataset(
+        spec = ExportSpec.for_dataset(
             dataset,
             owner=principal.subject,
             date_from=request.date_from,
@@ -154,6 +153,7 @@ def _spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) ->
         )
     except ExportRequestError as exc:
         raise InvalidRequest(str(exc)) from exc
+    return dataset, spec
 
 
 def _final_file(session: Session, key: str, final_since: datetime, alive_until: datetime) -> Export | None:

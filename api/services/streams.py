@@ -27,11 +27,11 @@ from typing import Any
 import anyio
 import psycopg2
 
-from api.errors import DatasetUnknown, InvalidRequest, ServiceUnavailable, TooManyRows
+from api.errors import InvalidRequest, ServiceUnavailable, TooManyRows
 from api.schemas import ExportRequest
 from api.security import Principal
+from api.services.exports import spec_for
 from export_engine.catalog import Catalog, Dataset
-from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.query import select_query
 from export_engine.request import ExportSpec
 from export_engine.snapshot import SnapshotSource
@@ -44,28 +44,6 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 64 * 1024  # small enough that a small export's first bytes leave at once
 _QUEUED_CHUNKS = 8
 _POLL_SECONDS = 0.2  # how soon a stopped consumer or producer notices
-
-
-def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> tuple[Dataset, ExportSpec]:
-    """The canonical spec, checked against the catalog; the owner is always the token's subject."""
-    try:
-        dataset = catalog.get(request.table_name)
-    except CatalogError as exc:
-        raise DatasetUnknown(str(exc)) from exc
-    try:
-        spec = ExportSpec.for_dataset(
-            dataset,
-            owner=principal.subject,
-            date_from=request.date_from,
-            date_to=request.date_to,
-            format=request.format,
-            compression=request.compression,
-            columns=request.columns,
-            filters=request.filters.to_filters(),
-        )
-    except ExportRequestError as exc:
-        raise InvalidRequest(str(exc)) from exc
-    return dataset, spec
 
 
 def _open_snapshot(source: SourceDatabase) -> SnapshotSource:
