@@ -36,9 +36,9 @@ def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(
     stack, settings, monkeypatch, fmt, compression
 ):
     """CSV counts newlines outside quotes; gzip counts them before compressing; Parquet counts batches."""
-    import export_engine.resources
+    import export_engine.source
 
-    monkeypatch.setattr(export_engine.resources, "_ARROW_BATCH_BYTES", 64 * 1024)  # many Parquet batches
+    monkeypatch.setattr(export_engine.source, "_ARROW_BATCH_BYTES", 64 * 1024)  # many Parquet batches
     admin_url = stack.env["SOURCE_ADMIN_URL"]
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute(PACED_SQL)
