@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
@@ -16,6 +17,7 @@ from api.deps import CatalogDep, PrincipalDep, SettingsDep
 from api.errors import TooManyStreams
 from api.openapi import bearer, errors
 from api.schemas import ExportRequest
+from api.services.date_range import with_default_dates
 from api.services.streams import PreparedStream, prepare_stream
 from export_engine.formats import FORMATS
 from export_engine.settings import Settings
@@ -140,6 +142,14 @@ def stream_export(
     validation, formats and file as `POST /export`, from one read-only snapshot, with nothing stored.
     Past the limit: 413, and `POST /export` takes the same body. `force_refresh` has no effect here
     (a stream always reads the database as it is now)."""
+    body = with_default_dates(
+        body,
+        owner=principal.subject,
+        catalog=catalog,
+        lookups=request.app.state.source_lookups,
+        timezone=settings.business_timezone,
+        clock=lambda: datetime.now(UTC),
+    )
     slots: StreamSlots = request.app.state.stream_slots
     metrics = request.app.state.stream_metrics
     slots.acquire()

@@ -140,6 +140,8 @@ def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> 
         dataset = catalog.get(request.table_name)
     except CatalogError as exc:
         raise DatasetUnknown(str(exc)) from exc
+    if request.date_from is None or request.date_to is None:  # the routes fill them in first
+        raise InvalidRequest("date range: date_from and date_to are both needed here")
     try:
         spec = ExportSpec.for_dataset(
             dataset,
