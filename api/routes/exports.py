@@ -11,9 +11,9 @@ from fastapi.responses import RedirectResponse
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.errors import ErrorBody
 from api.openapi import bearer, errors
-from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
+from api.schemas import ExportCreated, ExportPage, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
-from api.services.date_range import with_default_dates
+from api.services.date_range import DatedExportRequest
 from api.services.exports import (
     ReusePolicy,
     create_export,
@@ -53,7 +53,7 @@ router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
     },
 )
 def post_export(
-    body: ExportRequest,
+    body: DatedExportRequest,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -63,14 +63,6 @@ def post_export(
     catalog: CatalogDep,
     settings: SettingsDep,
 ) -> ExportCreated:
-    body = with_default_dates(
-        body,
-        owner=principal.subject,
-        catalog=catalog,
-        lookups=request.app.state.source_lookups,
-        timezone=settings.business_timezone,
-        clock=lambda: _db_now(session),
-    )
     if body.format == "pdf":  # a statement has a row limit: refuse now, not with a FAILED export later
         dataset, spec = spec_for(catalog, principal, body)
         check_pdf_rows(dataset=dataset, spec=spec, source=request.app.state.source)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
@@ -16,8 +15,7 @@ from starlette.types import Receive, Scope, Send
 from api.deps import CatalogDep, PrincipalDep, SettingsDep
 from api.errors import TooManyStreams
 from api.openapi import bearer, errors
-from api.schemas import ExportRequest
-from api.services.date_range import with_default_dates
+from api.services.date_range import DatedExportRequest
 from api.services.streams import PreparedStream, prepare_stream
 from export_engine.formats import FORMATS
 from export_engine.settings import Settings
@@ -131,7 +129,7 @@ class _FileResponse(StreamingResponse):
     },
 )
 def stream_export(
-    body: ExportRequest,
+    body: DatedExportRequest,
     request: Request,
     principal: PrincipalDep,
     catalog: CatalogDep,
@@ -142,14 +140,6 @@ def stream_export(
     validation, formats and file as `POST /export`, from one read-only snapshot, with nothing stored.
     Past the limit: 413, and `POST /export` takes the same body. `force_refresh` has no effect here
     (a stream always reads the database as it is now)."""
-    body = with_default_dates(
-        body,
-        owner=principal.subject,
-        catalog=catalog,
-        lookups=request.app.state.source_lookups,
-        timezone=settings.business_timezone,
-        clock=lambda: datetime.now(UTC),
-    )
     slots: StreamSlots = request.app.state.stream_slots
     metrics = request.app.state.stream_metrics
     slots.acquire()

@@ -11,11 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
+from typing import Annotated
 
+from fastapi import Depends, Request
+
+from api.deps import CatalogDep, PrincipalDep, SessionDep, SettingsDep
 from api.errors import InvalidRequest, ServiceUnavailable
 from api.schemas import ExportRequest
 from api.source_lookups import SourceLookupFailed, SourceLookups
 from export_engine.catalog import Catalog
+from export_engine.db import lifecycle
 from export_engine.dedup import business_today
 from export_engine.errors import CatalogError
 
@@ -60,3 +65,31 @@ def with_default_dates(
 
 def _described(value: date, given: date | None) -> str:
     return str(value) if given is not None else f"today, {value}"
+
+
+def dated_request(
+    body: ExportRequest,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+) -> ExportRequest:
+    """The request body with its dates filled in; "today" is read from the database's clock."""
+
+    def db_clock() -> datetime:
+        now = lifecycle.db_now(session)
+        session.rollback()  # hold no transaction open for the rest of the request
+        return now
+
+    return with_default_dates(
+        body,
+        owner=principal.subject,
+        catalog=catalog,
+        lookups=request.app.state.source_lookups,
+        timezone=settings.business_timezone,
+        clock=db_clock,
+    )
+
+
+DatedExportRequest = Annotated[ExportRequest, Depends(dated_request)]
