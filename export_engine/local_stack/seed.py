@@ -55,8 +55,36 @@ SELECT user_id,
 FROM transactions
 WHERE status = 'posted'
 GROUP BY user_id, date_trunc('month', txn_date::timestamp)::date, currency;
+
+-- The owner's entities, for export packages ("everything I have"). Derived from the transactions, so
+-- every test stack and `make run` has them for whatever rows it seeded. opened_on / first_used_on
+-- are the first transaction's date: they never change once that date is final.
+CREATE OR REPLACE VIEW accounts AS
+SELECT user_id,
+       account_id,
+       CASE WHEN account_id LIKE '%-2' THEN 'Savings account'
+            WHEN account_id LIKE '%-3' THEN 'Credit card' ELSE 'Current account' END   AS name,
+       CASE WHEN account_id LIKE '%-2' THEN 'savings'
+            WHEN account_id LIKE '%-3' THEN 'credit' ELSE 'current' END                AS type,
+       (mode() WITHIN GROUP (ORDER BY currency))::char(3)                               AS currency,
+       min(txn_date)                                                                    AS opened_on
+FROM transactions
+GROUP BY user_id, account_id;
+
+CREATE OR REPLACE VIEW tags AS
+SELECT t.user_id,
+       tag.tag_id,
+       CASE WHEN tag.tag_id ~ '^tag-[0-9]{1,6}$'
+            THEN (ARRAY['Essentials', 'Household', 'Commute', 'Holidays', 'Kids', 'Health', 'Gifts',
+                        'Subscriptions', 'Work expenses', 'Pets', 'Education', 'Charity', 'Home'])
+                 [1 + substr(tag.tag_id, 5)::int % 13]
+            ELSE tag.tag_id END                                                          AS name,
+       min(t.txn_date)                                                                  AS first_used_on
+FROM transactions AS t
+CROSS JOIN LATERAL unnest(t.tag_ids) AS tag(tag_id)
+GROUP BY t.user_id, tag.tag_id;
 """
-VIEWS = ("daily_spending_by_tag", "monthly_trends")
+VIEWS = ("daily_spending_by_tag", "monthly_trends", "accounts", "tags")
 
 # One INSERT ... SELECT over generate_series: ~1M rows in seconds, no Python in the loop.
 # `%%` is SQL's modulo escaped for psycopg2's parameter syntax.
