@@ -9,7 +9,7 @@ package, an export's id or an unknown id are the same 404.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -86,16 +86,7 @@ def create_package(
     spec = package_spec_for(
         catalog=catalog, principal=principal, request=request, lookups=lookups, today=today
     )
-    # Final once every dataset's period containing date_to is final (a monthly view: its month).
-    final_since = max(
-        final_at(
-            date_to=spec.date_to,
-            time_grain=catalog.get(name).time_grain,
-            timezone=policy.timezone,
-            settlement_lag=policy.settlement_lag,
-        )
-        for name in spec.datasets
-    )
+    final_since = _final_since(spec, catalog, policy)
     return create_for_spec(
         session=session,
         spec=spec,
@@ -107,6 +98,23 @@ def create_package(
         owner_limit=owner_limit,
         now=now,
     )
+
+
+def _final_since(spec: PackageSpec, catalog: Catalog, policy: ReusePolicy) -> datetime:
+    """Final once every dataset's period containing date_to is final (a monthly view: its month).
+    A period that ends past the calendar (December 9999) is never final."""
+    try:
+        return max(
+            final_at(
+                date_to=spec.date_to,
+                time_grain=catalog.get(name).time_grain,
+                timezone=policy.timezone,
+                settlement_lag=policy.settlement_lag,
+            )
+            for name in spec.datasets
+        )
+    except (ValueError, OverflowError):
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def package_view(
