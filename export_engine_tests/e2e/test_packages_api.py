@@ -360,3 +360,19 @@ def test_killed_run_worker_is_retried_and_the_package_completes(api, settings):
     assert [o["Key"] for o in storage.objects(prefix)] == [f"{prefix}{final_run}.zip"]
     _, manifest = _checked_zip(_download(api, "USD", reference_id))
     assert manifest["files"][0]["rows"] == package["row_count"] > 0
+
+
+def test_dates_default_to_the_owners_first_date_and_today(api):
+    user = "demo-user-16"
+    with psycopg2.connect(api.stack.env["SOURCE_ADMIN_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT min(txn_date), current_date FROM transactions WHERE user_id = %s", (user,))
+        first, today = cur.fetchone()
+    created = _post(api, user, datasets=["transactions", "accounts"])
+    assert created.status_code == 202, created.text
+    package = _wait(api, user, created.json()["reference_id"])
+    assert (package["date_from"], package["date_to"]) == (first.isoformat(), today.isoformat())
+    assert package["status"] == "COMPLETED", package
+    transactions = next(p for p in package["parts"] if p["dataset"] == "transactions")
+    with psycopg2.connect(api.stack.env["SOURCE_ADMIN_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM transactions WHERE user_id = %s AND txn_date <= %s", (user, today))
+        assert transactions["rows"] == cur.fetchone()[0]
