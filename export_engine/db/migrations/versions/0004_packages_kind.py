@@ -18,12 +18,12 @@ def upgrade() -> None:
         "exports", sa.Column("kind", sa.String(16), nullable=False, server_default=sa.text("'export'"))
     )
     op.add_column("exports", sa.Column("parts", sa.JSON(), nullable=True))
-    op.create_check_constraint("kind_valid", "exports", "kind IN ('export','package')")
+    op.create_check_constraint(op.f("ck_exports_kind_valid"), "exports", "kind IN ('export','package')")
     op.create_index("ix_exports_owner_kind_created_at", "exports", ["owner", "kind", "created_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_exports_owner_kind_created_at", table_name="exports")
-    op.drop_constraint("kind_valid", "exports", type_="check")
+    op.drop_constraint(op.f("ck_exports_kind_valid"), "exports", type_="check")
     op.drop_column("exports", "parts")
     op.drop_column("exports", "kind")
