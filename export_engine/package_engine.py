@@ -130,6 +130,27 @@ class _Digest(io.RawIOBase):
         return self._sha.hexdigest()
 
 
+class _Guard(io.RawIOBase):
+    """The upload as `zipfile` sees it. Once the package has failed (`dead`), writes are dropped: the
+    entry's data descriptor and the central directory that `zipfile` still writes on its way out (and
+    from `ZipFile.__del__`) must neither mask the error that stopped the package nor reach an upload
+    that is being aborted."""
+
+    def __init__(self, target: Any) -> None:
+        super().__init__()
+        self._target = target
+        self.dead = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        if self.dead:
+            return memoryview(data).nbytes
+        written: int = self._target.write(data)
+        return written
+
+
 def plan(spec: PackageSpec, catalog: Catalog) -> list[tuple[Dataset, ExportSpec, Part]]:
     return [
         (dataset, entry, Part(dataset=dataset.id, path=spec.entry_path(entry)))
@@ -167,17 +188,22 @@ def stream_package(
     upload = storage.start_upload(
         key, content_type=spec.output.content_type, filename=spec.download_filename, stop=stop
     )
+    guard = _Guard(upload)
     with upload:
-        archive = zipfile.ZipFile(upload, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
-        for dataset, entry_spec, planned in steps:
-            part = by_dataset.get(dataset.id, planned)
-            _write_entry(archive, dataset, entry_spec, part, progress, source)
-            yield part
-        manifest = build_manifest(
-            spec, reference_id=reference_id, created_at=created_at, parts=progress.parts
-        )
-        archive.writestr(_info(MANIFEST_PATH), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-        archive.close()  # the central directory; then the upload completes
+        try:
+            archive = zipfile.ZipFile(guard, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+            for dataset, entry_spec, planned in steps:
+                part = by_dataset.get(dataset.id, planned)
+                _write_entry(archive, guard, dataset, entry_spec, part, progress, source)
+                yield part
+            manifest = build_manifest(
+                spec, reference_id=reference_id, created_at=created_at, parts=progress.parts
+            )
+            archive.writestr(_info(MANIFEST_PATH), json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            archive.close()  # the central directory; then the upload completes
+        except BaseException:  # an error, an interrupt, or the caller stopped iterating (GeneratorExit)
+            guard.dead = True
+            raise
     rows = sum(p.rows for p in progress.parts)
     yield PackageResult(key, rows, upload.bytes_written, time.monotonic() - started, progress.parts, manifest)
 
@@ -191,6 +217,7 @@ def _info(path: str) -> zipfile.ZipInfo:
 
 def _write_entry(
     archive: zipfile.ZipFile,
+    guard: _Guard,
     dataset: Dataset,
     spec: ExportSpec,
     part: Part,
@@ -215,8 +242,12 @@ def _write_entry(
         tap = ProgressTap(digest, counted, csv_quoting=csv)
         buffered = row_chunks(tap)
         extra = {"progress": RowProgress(report)} if fmt.reports_rows else {}
-        rows = fmt.write(source, select, params, buffered, **extra)
-        buffered.flush()
+        try:
+            rows = fmt.write(source, select, params, buffered, **extra)
+            buffered.flush()
+        except BaseException:
+            guard.dead = True  # before the entry's exit writes its data descriptor
+            raise
     seconds = time.monotonic() - started
     columns = output_columns(dataset, spec)
     file = {

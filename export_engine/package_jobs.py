@@ -73,6 +73,7 @@ def package_op(
     ended_elsewhere = threading.Event()
     catalog = load_catalog(settings.catalog_path)
     result: PackageResult | None = None
+    spec: PackageSpec | None = None
     try:
         spec = _read_spec(claim.export)
         progress = PackageProgress([part for _, _, part in plan(spec, catalog)])
@@ -117,6 +118,7 @@ def package_op(
     except dg.Failure:
         raise
     except UploadStopped as exc:
+        _abort_own_uploads(context, storage, spec, reference_id)
         export = repo.get(reference_id)
         status = export.status if export else "missing"
         reason = f"stopped: the package became {status} (or another run took it over); its upload was aborted"
@@ -126,6 +128,7 @@ def package_op(
         age = claim.age_seconds + time.monotonic() - claimed_at
         reason = _termination_reason(age, settings.export_max_runtime_seconds)
         repo.fail(reference_id, reason, run_id=run_id)
+        _abort_own_uploads(context, storage, spec, reference_id)
         raise dg.Failure(description=reason, allow_retries=False) from exc
     except Exception as exc:
         reason = describe_error(exc)
@@ -185,6 +188,19 @@ def package_op(
             "manifest": dg.MetadataValue.json(result.manifest),
         },
     )
+
+
+def _abort_own_uploads(
+    context: dg.OpExecutionContext, storage: S3StorageResource, spec: PackageSpec | None, reference_id: str
+) -> None:
+    """A stopped package ends with no upload left under its prefix, whatever the stream's own abort
+    managed; best effort (retention sweeps what an S3 outage leaves)."""
+    if spec is None:
+        return
+    try:
+        storage.abort_uploads_under(spec.object_prefix(reference_id))
+    except Exception as exc:
+        context.log.warning("package %s: could not abort its uploads yet: %s", reference_id, exc)
 
 
 def _part_metadata(part: Part) -> dict[str, Any]:
