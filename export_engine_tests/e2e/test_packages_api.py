@@ -72,6 +72,15 @@ def _wait_streaming(api, user: str, reference_id: str, timeout: float = 180) -> 
         time.sleep(0.5)
 
 
+def _wait_until(condition, message: str, timeout: float = 60) -> None:
+    """An eventual state (a bound against a hang, not a perf check)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.5)
+
+
 def _download(api, user: str, reference_id: str) -> bytes:
     redirect = api.http.get(f"/packages/{reference_id}/download", headers=api.headers(user))
     assert redirect.status_code == 302, redirect.text
@@ -335,7 +344,8 @@ def test_cancel_a_running_package_stops_its_run_and_aborts_the_upload(api, setti
     assert _get(api, "USD", reference_id).json()["status"] == "CANCELED"
     storage = S3StorageResource.from_settings(settings)
     prefix = f"exports/package/2019-01-01_2021-12-31/{reference_id}/"
-    assert storage.pending_uploads(prefix=prefix) == []
+    # Dagster marks a terminated run CANCELED at once; its op aborts the upload as it unwinds, a moment later.
+    _wait_until(lambda: storage.pending_uploads(prefix=prefix) == [], "the upload was never aborted")
     assert list(storage.objects(prefix)) == []
 
 
