@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import queue
 import threading
 import time
 import zipfile
@@ -108,12 +109,20 @@ class PackageResult:
 
 
 class _Digest(io.RawIOBase):
-    """SHA-256 and byte count of what passes through (hashlib releases the GIL on 1 MiB chunks)."""
+    """SHA-256 and byte count of what passes through, hashed on a second thread.
 
-    def __init__(self, target: Any) -> None:
+    SHA-256 runs at ~300 MB/s here, as much CPU as the rest of our per-byte work together; hashlib
+    releases the GIL, so a thread of its own overlaps it with the stream (CRC-32, part buffers). Each
+    chunk is copied into the bounded queue (the writer reuses its buffer): at most `depth` MiB held.
+    """
+
+    def __init__(self, target: Any, depth: int = 4) -> None:
         super().__init__()
         self._target = target
         self._sha = hashlib.sha256()
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._hash, name="package-sha256", daemon=True)
+        self._thread.start()
         self.bytes = 0
 
     def writable(self) -> bool:
@@ -121,12 +130,23 @@ class _Digest(io.RawIOBase):
 
     def write(self, data: Any) -> int:  # type: ignore[override]
         view = memoryview(data)
-        self._sha.update(view)
+        self._chunks.put(bytes(view))
         self._target.write(view)
         self.bytes += view.nbytes
         return view.nbytes
 
+    def _hash(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._sha.update(chunk)
+
+    def finish(self) -> None:
+        """Stop the hashing thread (idempotent); call on every path."""
+        if self._thread.is_alive():
+            self._chunks.put(None)
+            self._thread.join()
+
     def hexdigest(self) -> str:
+        self.finish()
         return self._sha.hexdigest()
 
 
@@ -247,6 +267,7 @@ def _write_entry(
             buffered.flush()
         except BaseException:
             guard.dead = True  # before the entry's exit writes its data descriptor
+            digest.finish()
             raise
     seconds = time.monotonic() - started
     columns = output_columns(dataset, spec)
