@@ -170,6 +170,23 @@ class SourceLookups:
                     self._estimates.popitem(last=False)
         return estimate
 
+    def first_date(self, datasets: list[Dataset], *, owner: str) -> date | None:
+        """The earliest date of the owner's rows in `datasets` (None: no rows); raises SourceLookupFailed."""
+        if not datasets:
+            return None
+        statement = sql.SQL("SELECT min(first) FROM ({}) AS firsts").format(
+            sql.SQL(" UNION ALL ").join(
+                sql.SQL("SELECT min({date}) AS first FROM {table} WHERE {owner} = %(owner)s").format(
+                    date=sql.Identifier(d.date_column),
+                    table=sql.Identifier(*d.table.split(".")),
+                    owner=sql.Identifier(d.owner_column),
+                )
+                for d in datasets
+            )
+        )
+        ((first,),) = self._fetch(statement, {"owner": owner})
+        return first if isinstance(first, date) else None
+
     def _estimate(self, dataset: Dataset, spec: ExportSpec) -> RowEstimate | None:
         select, params = select_query(dataset, spec)
         try:
