@@ -2,6 +2,9 @@
 
 GatewayError
 ├── ExportNotFound     → 404
+├── NotFound           → 404 (a webhook endpoint or delivery the caller does not have)
+├── Forbidden          → 403 (a Telegram update without the right secret token)
+├── FeatureOff         → 409 (Telegram is not configured on this server)
 ├── ExportNotReady     → 409 (a download of an export that has no file yet)
 ├── ExportFileGone     → 410 (the file expired or was deleted; export again)
 ├── DatasetUnknown     → 422 (lists the valid dataset ids)
@@ -77,6 +80,18 @@ class ExportNotFound(GatewayError):
 
     def __init__(self, reference_id: str) -> None:
         super().__init__(f"export {reference_id!r} not found")
+
+
+class NotFound(GatewayError):
+    status_code = 404
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+
+
+class FeatureOff(GatewayError):
+    status_code = 409
 
 
 class ExportNotReady(GatewayError):
