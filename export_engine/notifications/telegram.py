@@ -83,13 +83,14 @@ class TelegramBot:
 
 # -- messages ------------------------------------------------------------------------------------------
 def humanize(lifetime: timedelta) -> str:
-    """'24 hours', '1 hour', '45 minutes', '1 day': how long a link still works, rounded down."""
+    """'24 hours', '1 hour', '45 minutes', '3 days': how long a link works, to the nearest unit (a link
+    signed for 24 h a moment after its file completed has 23 h 59 min left: that is '24 hours')."""
     seconds = max(0, int(lifetime.total_seconds()))
-    if seconds >= 2 * 86400:
-        return _plural(seconds // 86400, "day")
-    if seconds >= 3600:
-        return _plural(seconds // 3600, "hour")
-    return _plural(max(1, seconds // 60), "minute")
+    if seconds >= 47.5 * 3600:
+        return _plural(round(seconds / 86400), "day")
+    if seconds >= 3570:
+        return _plural(round(seconds / 3600), "hour")
+    return _plural(max(1, round(seconds / 60)), "minute")
 
 
 def _plural(n: int, unit: str) -> str:
