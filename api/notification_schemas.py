@@ -51,7 +51,9 @@ class WebhookView(BaseModel):
 
 
 class WebhookCreated(WebhookView):
-    secret: str = Field(description="`whsec_<base64>`: shown only here and on rotation; verify signatures with it")
+    secret: str = Field(
+        description="`whsec_<base64>`: shown only here and on rotation; verify signatures with it"
+    )
 
 
 class WebhookList(BaseModel):

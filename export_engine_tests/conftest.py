@@ -19,7 +19,9 @@ from export_engine.settings import DEV_JWT_SECRET, Settings
 from export_engine_tests import faults
 
 SEED_ROWS = 100_000
-TELEGRAM_TOKEN = "123456:TEST-token"  # the e2e stack's bot talks to a fake Bot API (notify_peers.FakeTelegram)
+TELEGRAM_TOKEN = (
+    "123456:TEST-token"  # the e2e stack's bot talks to a fake Bot API (notify_peers.FakeTelegram)
+)
 TELEGRAM_SECRET = "e2e-telegram-secret-token"
 TELEGRAM_PORT = free_port()
 EXPORT_MAX_RUNTIME_SECONDS = 90  # short, so the deadline test is quick; normal test exports take seconds

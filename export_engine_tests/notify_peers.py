@@ -141,7 +141,9 @@ class FakeTelegram(_Server):
                 with fake._lock:
                     fake.calls.append((method, params))
                     if method == "getMe":
-                        return self._answer(200, {"ok": True, "result": {"id": 1, "is_bot": True, "username": fake.username}})
+                        return self._answer(
+                            200, {"ok": True, "result": {"id": 1, "is_bot": True, "username": fake.username}}
+                        )
                     if method == "getUpdates":
                         offset = int(params.get("offset", 0))
                         result = [u for u in fake.updates if u["update_id"] >= offset]
@@ -173,7 +175,12 @@ class FakeTelegram(_Server):
         """A Telegram update carrying `text` from `chat_id` (what the user's Start button sends)."""
         update = {
             "update_id": 1000 + len(self.updates),
-            "message": {"message_id": 1, "chat": {"id": chat_id, "type": "private"}, "date": int(time.time()), "text": text},
+            "message": {
+                "message_id": 1,
+                "chat": {"id": chat_id, "type": "private"},
+                "date": int(time.time()),
+                "text": text,
+            },
         }
         self.updates.append(update)
         return update

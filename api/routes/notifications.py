@@ -187,7 +187,9 @@ def list_deliveries(
     status_code=status.HTTP_202_ACCEPTED,
     responses=errors(401, 404, 503),
 )
-def redeliver(endpoint_id: str, delivery_id: int, session: SessionDep, principal: PrincipalDep) -> DeliveryView:
+def redeliver(
+    endpoint_id: str, delivery_id: int, session: SessionDep, principal: PrincipalDep
+) -> DeliveryView:
     """Send the delivery's event again (same `webhook-id`), now, with a fresh retry window."""
     with _mapped(), session.begin():
         delivery = webhooks.redeliver(session, principal.subject, endpoint_id, delivery_id)

@@ -225,14 +225,15 @@ def complete(
     newer = session.scalar(
         select(Export.reference_id).where(*same_key, Export.started_at > done.started_at).limit(1)
     )
-    events.append(session, done, events.EXPORT_COMPLETED)  # completed: its owner gets the file, superseded or not
+    # Completed, even when superseded below: its owner asked for this file and gets it.
+    events.append(session, done, events.EXPORT_COMPLETED)
     if newer is not None:  # a newer snapshot finished first: it stays the key's file
         late = session.execute(
             update(Export)
             .where(Export.reference_id == reference_id)
             .values(status=ExportStatus.SUPERSEDED.value)
             .returning(Export)
-        .execution_options(populate_existing=True)
+            .execution_options(populate_existing=True)
         ).scalar_one()
         events.append(session, late, events.EXPORT_SUPERSEDED)
     return True
@@ -284,7 +285,7 @@ def expire_object(session: Session, s3_key: str) -> list[str]:
             .where(Export.s3_key == s3_key, Export.status.in_(FINISHED))
             .values(status=ExportStatus.EXPIRED.value)
             .returning(Export)
-        .execution_options(populate_existing=True)
+            .execution_options(populate_existing=True)
         ).scalars()
     )
     for export in expired:

@@ -163,7 +163,9 @@ class Delivery(Base):
         CheckConstraint("status IN ('pending','delivered','failed')", name="status_valid"),
         CheckConstraint("channel IN ('webhook','telegram')", name="channel_valid"),
         Index("uq_notification_deliveries_event_target", "event_id", "channel", "target", unique=True),
-        Index("ix_notification_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_notification_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")
+        ),
         Index("ix_notification_deliveries_target", "channel", "target", "id"),
     )
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012

@@ -89,7 +89,9 @@ class Notifier:
         self.allowed = parse_networks(settings.webhook_allowed_networks)
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         self.bot = (
-            telegram.TelegramBot(settings.telegram_api_url, token, self.client) if settings.telegram_enabled else None
+            telegram.TelegramBot(settings.telegram_api_url, token, self.client)
+            if settings.telegram_enabled
+            else None
         )
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
 
@@ -141,7 +143,9 @@ class Notifier:
             if not pending:
                 return 0
             owners = {event.owner for event in pending}
-            endpoints = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.owner.in_(owners))))
+            endpoints = list(
+                session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.owner.in_(owners)))
+            )
             chats = (
                 dict(
                     session.execute(
@@ -207,7 +211,9 @@ class Notifier:
                 result.errors.append(str(exc))
         self._record(delivery, attempt, result)
 
-    def _send_webhook(self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime) -> Attempt:
+    def _send_webhook(
+        self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
+    ) -> Attempt:
         endpoint = session.get(WebhookEndpoint, delivery.target)
         if endpoint is None:
             return Attempt(delivered=False, retry=False, error="the endpoint was deleted")
@@ -220,7 +226,9 @@ class Notifier:
             timeout=self.settings.webhook_timeout_seconds,
         )
 
-    def _send_telegram(self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime) -> Attempt:
+    def _send_telegram(
+        self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
+    ) -> Attempt:
         if self.bot is None:
             return Attempt(delivered=False, retry=False, error="Telegram is off (TELEGRAM_BOT_TOKEN unset)")
         if telegram.chat_of(session, event.owner) != delivery.target:
@@ -258,7 +266,10 @@ class Notifier:
             return None
         spec = ExportSpec.from_canonical(export.params)
         url = self.storage.presign(
-            export.s3_key, ttl_seconds=ttl, filename=spec.download_filename, content_type=spec.output.content_type
+            export.s3_key,
+            ttl_seconds=ttl,
+            filename=spec.download_filename,
+            content_type=spec.output.content_type,
         )
         return url, timedelta(seconds=ttl)
 
@@ -293,7 +304,11 @@ class Notifier:
                     session.execute(
                         update(WebhookEndpoint)
                         .where(WebhookEndpoint.id == delivery.target)
-                        .values(failing_since=None if attempt.delivered else func.coalesce(WebhookEndpoint.failing_since, func.now()))
+                        .values(
+                            failing_since=None
+                            if attempt.delivered
+                            else func.coalesce(WebhookEndpoint.failing_since, func.now())
+                        )
                     )
         log.info(
             "delivery %s (%s %s) attempt %d: %s",

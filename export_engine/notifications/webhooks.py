@@ -80,9 +80,7 @@ def get_endpoint(session: Session, owner: str, endpoint_id: str) -> WebhookEndpo
 
 def remove(session: Session, owner: str, endpoint_id: str) -> None:
     endpoint = get_endpoint(session, owner, endpoint_id)
-    session.execute(
-        delete(Delivery).where(Delivery.channel == "webhook", Delivery.target == endpoint.id)
-    )
+    session.execute(delete(Delivery).where(Delivery.channel == "webhook", Delivery.target == endpoint.id))
     session.delete(endpoint)
 
 

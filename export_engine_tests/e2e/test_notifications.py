@@ -67,21 +67,34 @@ def test_a_completed_export_reaches_the_webhook_and_telegram_once(api, telegram,
     code = link.json()["code"]
     assert link.json()["link"] == f"https://t.me/{telegram.username}?start={code}"
     update = telegram.start_update(4242, f"/start {code}")
-    refused = api.http.post("/notifications/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"})
+    refused = api.http.post(
+        "/notifications/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}
+    )
     assert refused.status_code == 403
-    accepted = api.http.post("/notifications/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+    accepted = api.http.post(
+        "/notifications/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
+    )
     assert accepted.status_code == 200
     assert api.http.get("/notifications/telegram", headers=headers).json()["linked"] is True
     telegram.messages.clear()
 
-    created = api.http.post("/webhooks", json={"url": receiver.url + "/hooks", "events": ["export.completed"]}, headers=headers)
+    created = api.http.post(
+        "/webhooks", json={"url": receiver.url + "/hooks", "events": ["export.completed"]}, headers=headers
+    )
     assert created.status_code == 201, created.text
     receiver.secret = created.json()["secret"]
 
     webhook_latency, telegram_latency = [], []
     for month in range(1, EXPORTS + 1):
-        body = {"table_name": "transactions", "date_from": f"2023-{month:02d}-01", "date_to": f"2023-{month:02d}-28",
-                "format": "csv", "force_refresh": True}
+        body = {
+            "table_name": "transactions",
+            "date_from": f"2023-{month:02d}-01",
+            "date_to": f"2023-{month:02d}-28",
+            "format": "csv",
+            "force_refresh": True,
+        }
         reference_id = api.http.post("/export", json=body, headers=headers).json()["reference_id"]
         export = api.wait(OWNER, reference_id)
         assert export["status"] == "COMPLETED", export
@@ -91,8 +104,12 @@ def test_a_completed_export_reaches_the_webhook_and_telegram_once(api, telegram,
             return next((r for r in receiver.received if r.json["data"]["reference_id"] == ref), None)
 
         got = _wait_for("webhook", hook)
+
         # The Telegram text has no reference id: it is the one message that arrived for this export.
-        sent = _wait_for("telegram message", lambda: telegram.messages[month - 1] if len(telegram.messages) >= month else None)
+        def nth_message(n: int = month) -> dict[str, Any] | None:
+            return telegram.messages[n - 1] if len(telegram.messages) >= n else None
+
+        sent = _wait_for("telegram message", nth_message)
         webhook_latency.append(got.at - completed)
         telegram_latency.append(sent["received_at"] - completed)
         assert got.verified and got.json["type"] == "export.completed"

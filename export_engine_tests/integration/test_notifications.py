@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from api.main import create_app
 from api.security import issue_token
-from export_engine.db import events, lifecycle
+from export_engine.db import lifecycle
 from export_engine.db.models import Delivery, Export, ExportEvent, WebhookEndpoint
 from export_engine.db.session import session_factory
 from export_engine.notifications import webhooks
@@ -99,7 +99,9 @@ def _pending(sessions, owner: str, day: int = 1) -> str:
         return lifecycle.create_pending(session, _spec(owner, day)).reference_id
 
 
-def _complete(sessions, storage, owner: str, *, body: bytes = b"id,amount\n1,2.50\n", rows: int = 1234, day: int = 1) -> str:
+def _complete(
+    sessions, storage, owner: str, *, body: bytes = b"id,amount\n1,2.50\n", rows: int = 1234, day: int = 1
+) -> str:
     """An export through PENDING → RUNNING → COMPLETED with a real object in the bucket."""
     ref = _pending(sessions, owner, day)
     key = f"exports/notify-tests/{ref}.csv"
@@ -108,7 +110,13 @@ def _complete(sessions, storage, owner: str, *, body: bytes = b"id,amount\n1,2.5
         assert lifecycle.start(session, ref, f"run-{ref}", stale_after=STALE) is not None
     with sessions.begin() as session:
         assert lifecycle.complete(
-            session, ref, f"run-{ref}", s3_key=key, row_count=rows, file_size_bytes=len(body), retention=timedelta(hours=24)
+            session,
+            ref,
+            f"run-{ref}",
+            s3_key=key,
+            row_count=rows,
+            file_size_bytes=len(body),
+            retention=timedelta(hours=24),
         )
     return ref
 
@@ -116,7 +124,9 @@ def _complete(sessions, storage, owner: str, *, body: bytes = b"id,amount\n1,2.5
 def _types(sessions, ref: str) -> list[str]:
     with sessions() as session:
         return list(
-            session.scalars(select(ExportEvent.type).where(ExportEvent.reference_id == ref).order_by(ExportEvent.seq))
+            session.scalars(
+                select(ExportEvent.type).where(ExportEvent.reference_id == ref).order_by(ExportEvent.seq)
+            )
         )
 
 
@@ -131,7 +141,9 @@ def _deliveries(sessions, event_ids: list[str], channel: str) -> list[Delivery]:
     with sessions() as session:
         return list(
             session.scalars(
-                select(Delivery).where(Delivery.event_id.in_(event_ids), Delivery.channel == channel).order_by(Delivery.id)
+                select(Delivery)
+                .where(Delivery.event_id.in_(event_ids), Delivery.channel == channel)
+                .order_by(Delivery.id)
             )
         )
 
@@ -139,7 +151,9 @@ def _deliveries(sessions, event_ids: list[str], channel: str) -> list[Delivery]:
 def _event_ids(sessions, ref: str, event_type: str) -> list[str]:
     with sessions() as session:
         return list(
-            session.scalars(select(ExportEvent.id).where(ExportEvent.reference_id == ref, ExportEvent.type == event_type))
+            session.scalars(
+                select(ExportEvent.id).where(ExportEvent.reference_id == ref, ExportEvent.type == event_type)
+            )
         )
 
 
@@ -169,10 +183,20 @@ def test_every_transition_writes_its_event_in_the_same_transaction(sessions, sto
     assert _types(sessions, first)[-1] == "export.superseded"
     with sessions.begin() as session:
         (payload,) = session.scalars(
-            select(ExportEvent.payload).where(ExportEvent.reference_id == second, ExportEvent.type == "export.completed")
+            select(ExportEvent.payload).where(
+                ExportEvent.reference_id == second, ExportEvent.type == "export.completed"
+            )
         )
-    assert payload["reference_id"] == second and payload["row_count"] == 1234 and payload["status"] == "COMPLETED"
-    assert payload["dataset"] == "transactions" and payload["date_from"] == "2019-01-01" and payload["format"] == "csv"
+    assert (
+        payload["reference_id"] == second
+        and payload["row_count"] == 1234
+        and payload["status"] == "COMPLETED"
+    )
+    assert (
+        payload["dataset"] == "transactions"
+        and payload["date_from"] == "2019-01-01"
+        and payload["format"] == "csv"
+    )
 
     failed = _pending(sessions, owner, day=2)
     with sessions.begin() as session:
@@ -219,10 +243,14 @@ def test_events_endpoint_pages_the_callers_events_only(sessions, storage, gatewa
 
 
 # -- webhooks ------------------------------------------------------------------------------------------
-def test_a_webhook_is_signed_per_standard_webhooks_and_the_secret_shown_once(sessions, storage, gateway, notifier, receiver):
+def test_a_webhook_is_signed_per_standard_webhooks_and_the_secret_shown_once(
+    sessions, storage, gateway, notifier, receiver
+):
     owner = _owner()
     created = gateway.post(
-        "/webhooks", json={"url": receiver.url + "/hook", "events": ["export.completed"]}, headers=_auth(owner)
+        "/webhooks",
+        json={"url": receiver.url + "/hook", "events": ["export.completed"]},
+        headers=_auth(owner),
     )
     assert created.status_code == 201, created.text
     endpoint = created.json()
@@ -303,7 +331,9 @@ def test_a_retried_delivery_carries_the_same_id_and_body(sessions, storage, noti
     assert (delivery.status, delivery.attempts) == ("delivered", 3)
 
 
-def test_a_4xx_stops_and_running_out_of_time_marks_the_endpoint_failing(sessions, storage, notifier, receiver):
+def test_a_4xx_stops_and_running_out_of_time_marks_the_endpoint_failing(
+    sessions, storage, notifier, receiver
+):
     owner = _owner()
     endpoint = _register(sessions, owner, receiver.url, ["export.completed", "export.failed"])
     receiver.secret = endpoint.secret
@@ -316,8 +346,12 @@ def test_a_4xx_stops_and_running_out_of_time_marks_the_endpoint_failing(sessions
         assert session.get(WebhookEndpoint, endpoint.id).failing_since is None  # the receiver said no
 
     receiver.stop()
-    short = Notifier(notifier.sessions, notifier.settings.model_copy(update={"webhook_retry_window_hours": 0.0001}),
-                     notifier.storage, notifier.catalog)
+    short = Notifier(
+        notifier.sessions,
+        notifier.settings.model_copy(update={"webhook_retry_window_hours": 0.0001}),
+        notifier.storage,
+        notifier.catalog,
+    )
     failed = _pending(sessions, owner, day=5)
     with sessions.begin() as session:
         lifecycle.fail(session, failed, "boom", run_id=None)
@@ -342,7 +376,9 @@ def test_a_4xx_stops_and_running_out_of_time_marks_the_endpoint_failing(sessions
 )
 def test_a_private_address_is_refused(gateway, url):
     """`gateway` allows 127.0.0.0/8 (like `make run`); everything else that is not public is refused."""
-    answer = gateway.post("/webhooks", json={"url": url, "events": ["export.completed"]}, headers=_auth(_owner()))
+    answer = gateway.post(
+        "/webhooks", json={"url": url, "events": ["export.completed"]}, headers=_auth(_owner())
+    )
     if url.startswith(("http://localhost", "http://[::ffff:127")):
         assert answer.status_code == 201  # loopback is on this gateway's allow-list
         with pytest.raises(UnsafeUrl, match="loopback"):
@@ -356,9 +392,15 @@ def test_a_private_address_is_refused(gateway, url):
 
 
 def test_a_non_http_url_and_an_unknown_event_type_are_refused(gateway):
-    ftp = gateway.post("/webhooks", json={"url": "ftp://example.com/x", "events": ["export.completed"]}, headers=_auth(_owner()))
+    ftp = gateway.post(
+        "/webhooks",
+        json={"url": "ftp://example.com/x", "events": ["export.completed"]},
+        headers=_auth(_owner()),
+    )
     assert ftp.status_code == 422 and "only http and https" in ftp.json()["detail"]
-    typo = gateway.post("/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["export.done"]}, headers=_auth(_owner()))
+    typo = gateway.post(
+        "/webhooks", json={"url": "http://127.0.0.1:9/x", "events": ["export.done"]}, headers=_auth(_owner())
+    )
     assert typo.status_code == 422 and "export.completed" in typo.json()["detail"]
 
 
@@ -383,12 +425,16 @@ def _link(gateway, telegram: FakeTelegram, owner: str, chat_id: int) -> None:
     assert link == f"https://t.me/{telegram.username}?start={code}"
     update = telegram.start_update(chat_id, f"/start {code}")
     ok = gateway.post(
-        "/notifications/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
+        "/notifications/telegram/webhook",
+        json=update,
+        headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
     )
     assert ok.status_code == 200, ok.text
 
 
-def test_telegram_completion_message_has_the_seed_text_and_a_link_that_downloads(sessions, storage, gateway, notifier, telegram):
+def test_telegram_completion_message_has_the_seed_text_and_a_link_that_downloads(
+    sessions, storage, gateway, notifier, telegram
+):
     owner, chat = _owner(), 424242
     _link(gateway, telegram, owner, chat)
     assert gateway.get("/notifications/telegram", headers=_auth(owner)).json()["linked"] is True
@@ -433,7 +479,9 @@ def test_telegram_failure_message_escapes_the_reason(sessions, gateway, notifier
     )
 
 
-def test_telegram_429_retry_after_and_5xx_are_retried_and_one_message_lands(sessions, storage, gateway, notifier, telegram):
+def test_telegram_429_retry_after_and_5xx_are_retried_and_one_message_lands(
+    sessions, storage, gateway, notifier, telegram
+):
     owner = _owner()
     _link(gateway, telegram, owner, 777)
     telegram.messages.clear()

@@ -25,9 +25,9 @@ def test_our_signature_verifies_with_the_standardwebhooks_package():
 
     headers = signing.headers("evt_1", int(time.time()), body, [secret])
     assert Webhook(secret).verify(body, headers) == json.loads(body)
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         Webhook(signing.new_secret()).verify(body, headers)
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         Webhook(secret).verify(body + b" ", headers)
 
 
