@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
+from sqlalchemy import select
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep
 from api.errors import ErrorBody, FeatureOff, Forbidden, InvalidRequest, NotFound
@@ -120,7 +121,7 @@ def list_webhooks(session: SessionDep, principal: PrincipalDep) -> WebhookList:
 
 
 @router.delete(
-    "/webhooks/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 404, 503)
+    "/webhooks/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 404, 422, 503)
 )
 def delete_webhook(endpoint_id: str, session: SessionDep, principal: PrincipalDep) -> Response:
     with _mapped(), session.begin():
@@ -131,7 +132,7 @@ def delete_webhook(endpoint_id: str, session: SessionDep, principal: PrincipalDe
 @router.post(
     "/webhooks/{endpoint_id}/rotate-secret",
     response_model=WebhookCreated,
-    responses=errors(401, 404, 503),
+    responses=errors(401, 404, 422, 503),
 )
 def rotate_webhook_secret(
     endpoint_id: str, session: SessionDep, principal: PrincipalDep, settings: SettingsDep
@@ -185,7 +186,7 @@ def list_deliveries(
     "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
     response_model=DeliveryView,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(401, 404, 503),
+    responses=errors(401, 404, 422, 503),
 )
 def redeliver(
     endpoint_id: str, delivery_id: int, session: SessionDep, principal: PrincipalDep
@@ -193,7 +194,7 @@ def redeliver(
     """Send the delivery's event again (same `webhook-id`), now, with a fresh retry window."""
     with _mapped(), session.begin():
         delivery = webhooks.redeliver(session, principal.subject, endpoint_id, delivery_id)
-        event = session.query(ExportEvent).filter(ExportEvent.id == delivery.event_id).one()
+        event = session.scalars(select(ExportEvent).where(ExportEvent.id == delivery.event_id)).one()
         return _delivery(delivery, event)
 
 

@@ -183,7 +183,6 @@ class Notifier:
                 .order_by(Delivery.next_attempt_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
-                .scalar_subquery()
             )
             return list(
                 session.scalars(
@@ -191,6 +190,7 @@ class Notifier:
                     .where(Delivery.id.in_(due))
                     .values(next_attempt_at=func.now() + self.lease, attempts=Delivery.attempts + 1)
                     .returning(Delivery)
+                    .execution_options(synchronize_session=False)
                 )
             )
 

@@ -23,7 +23,11 @@ def parse_networks(text: str) -> list[IPNetwork]:
 
 def check_url(url: str, allowed: list[IPNetwork]) -> None:
     """Raise `UnsafeUrl` naming the reason, or return when every address the host resolves to is fine."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeUrl(f"url: not a valid URL ({exc})") from exc
     if parts.scheme not in ("http", "https"):
         raise UnsafeUrl(f"url: only http and https URLs are accepted, not {parts.scheme or 'no scheme'!r}")
     if not parts.hostname:
@@ -31,7 +35,6 @@ def check_url(url: str, allowed: list[IPNetwork]) -> None:
     if parts.username or parts.password:
         raise UnsafeUrl("url: credentials in the URL are not accepted")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as exc:
         raise UnsafeUrl(f"url: the host {parts.hostname!r} does not resolve ({exc})") from exc

@@ -52,7 +52,12 @@ def register(
 ) -> WebhookEndpoint:
     check_url(url, allowed)
     types = check_event_types(event_types)
-    count = session.scalar(select(func.count()).where(WebhookEndpoint.owner == owner)) or 0
+    count = (
+        session.scalar(
+            select(func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.owner == owner)
+        )
+        or 0
+    )
     if count >= MAX_ENDPOINTS_PER_OWNER:
         raise NotificationError(f"url: at most {MAX_ENDPOINTS_PER_OWNER} webhook endpoints per owner")
     endpoint = WebhookEndpoint(
