@@ -27,20 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from export_engine.catalog import Catalog, load_catalog
 from export_engine.db.events import EXPORT_COMPLETED, EXPORT_FAILED
-from export_engine.db.models import (
-    Delivery,
-    Export,
-    ExportEvent,
-    ExportStatus,
-    TelegramLink,
-    WebhookEndpoint,
-)
+from export_engine.db.models import Delivery, Export, ExportEvent, TelegramLink, WebhookEndpoint
 from export_engine.db.session import session_factory
-from export_engine.errors import CatalogError
-from export_engine.notifications import telegram, webhooks
+from export_engine.notifications import messages, telegram, webhooks
 from export_engine.notifications.ssrf import parse_networks
 from export_engine.notifications.webhooks import Attempt
-from export_engine.request import ExportSpec
 from export_engine.settings import Settings
 from export_engine.storage import S3BucketMethods, S3Storage
 
@@ -49,7 +40,6 @@ log = logging.getLogger(__name__)
 TELEGRAM_EVENTS = (EXPORT_COMPLETED, EXPORT_FAILED)
 MAX_DELAY_SECONDS = 3600.0
 JITTER = 0.2
-FORMAT_LABELS = {"csv": "CSV", "jsonl": "JSON Lines", "json": "JSON", "parquet": "Parquet", "xlsx": "Excel"}
 
 
 def retry_delay(attempt: int, base_seconds: float) -> float:
@@ -236,48 +226,17 @@ class Notifier:
         export = session.get(Export, event.reference_id)
         if export is None:
             return Attempt(delivered=False, retry=False, error="the export no longer exists")
-        name = self._dataset_name(export.table_name)
-        if event.type == EXPORT_FAILED:
-            text = telegram.failure_text(dataset_name=name, reason=export.error or "unknown")
-        else:
-            link = self._download_link(export, now)
-            if link is None:
-                return Attempt(delivered=False, retry=False, error="the file is gone; nothing to link to")
-            url, lifetime = link
-            text = telegram.completion_text(
-                dataset_name=name,
-                row_count=export.row_count or 0,
-                url=url,
-                label=FORMAT_LABELS.get(export.format, export.format.upper()),
-                lifetime=lifetime,
-            )
-        return self.bot.send_message(delivery.target, text)
-
-    def _download_link(self, export: Export, now: datetime) -> tuple[str, timedelta] | None:
-        """A signed URL of the file and how long it works: PRESIGN_TTL_SECONDS, capped by the file's life."""
-        finished = (ExportStatus.COMPLETED.value, ExportStatus.SUPERSEDED.value)
-        if export.status not in finished or not export.s3_key:
-            return None
-        expires_at = now + timedelta(seconds=self.settings.presign_ttl_seconds)
-        if export.object_expires_at is not None:
-            expires_at = min(expires_at, export.object_expires_at)
-        ttl = int((expires_at - now).total_seconds())
-        if ttl <= 0:
-            return None
-        spec = ExportSpec.from_canonical(export.params)
-        url = self.storage.presign(
-            export.s3_key,
-            ttl_seconds=ttl,
-            filename=spec.download_filename,
-            content_type=spec.output.content_type,
+        text = messages.telegram_text(
+            export,
+            event.type,
+            catalog=self.catalog,
+            storage=self.storage,
+            presign_ttl_seconds=self.settings.presign_ttl_seconds,
+            now=now,
         )
-        return url, timedelta(seconds=ttl)
-
-    def _dataset_name(self, dataset_id: str) -> str:
-        try:
-            return self.catalog.get(dataset_id).name
-        except CatalogError:
-            return dataset_id
+        if text is None:
+            return Attempt(delivered=False, retry=False, error="the file is gone; nothing to link to")
+        return self.bot.send_message(delivery.target, text)
 
     def _record(self, delivery: Delivery, attempt: Attempt, result: Pass) -> None:
         values: dict[str, object] = {"last_status_code": attempt.status_code, "last_error": attempt.error}
