@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 TELEGRAM_EVENTS = (EXPORT_COMPLETED, EXPORT_FAILED)
 MAX_DELAY_SECONDS = 3600.0
+PARALLEL_SENDS = 8  # deliveries in flight at once per sender
 JITTER = 0.2
 
 
@@ -84,6 +86,7 @@ class Notifier:
             else None
         )
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
+        self._pool = ThreadPoolExecutor(PARALLEL_SENDS, thread_name_prefix="notify")
 
     @classmethod
     def from_settings(cls, settings: Settings, storage: S3BucketMethods | None = None) -> Notifier:
@@ -110,12 +113,18 @@ class Notifier:
                 time.sleep(idle_sleep)
 
     def run_once(self) -> Pass:
+        """One pass: Telegram updates (long polling), fan-out, then one batch of due deliveries sent
+        side by side, so a receiver that hangs until its timeout delays no other (a pass lasts at most
+        about one timeout, well inside Dagster's 60 s sensor limit)."""
         result = Pass()
         if self.bot is not None and self.settings.telegram_webhook_secret is None:
             self._poll_telegram(result)
         result.fanned_out = self.fan_out()
-        for delivery in self._claim_due():
-            self._deliver(delivery, result)
+        due = self._claim_due(limit=PARALLEL_SENDS * 2)
+        for outcome, error in self._pool.map(self._deliver, due):
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            if error:
+                result.errors.append(error)
         return result
 
     # -- 1. fan out ----------------------------------------------------------------------------------
@@ -184,7 +193,9 @@ class Notifier:
                 )
             )
 
-    def _deliver(self, delivery: Delivery, result: Pass) -> None:
+    def _deliver(self, delivery: Delivery) -> tuple[str, str | None]:
+        """Send one claimed delivery and record the outcome; returns (Pass counter, unexpected error)."""
+        unexpected = None
         with self.sessions() as session:
             event = session.scalar(select(ExportEvent).where(ExportEvent.id == delivery.event_id))
             now: datetime = session.execute(select(func.now())).scalar_one()
@@ -197,9 +208,9 @@ class Notifier:
                     attempt = self._send_telegram(session, delivery, event, now)
             except Exception as exc:  # a bug or an outage of ours: retried like a peer's failure
                 log.exception("delivery %s failed unexpectedly", delivery.id)
-                attempt = Attempt(delivered=False, retry=True, error=f"{type(exc).__name__}: {exc}"[:500])
-                result.errors.append(str(exc))
-        self._record(delivery, attempt, result)
+                unexpected = f"{type(exc).__name__}: {exc}"[:500]
+                attempt = Attempt(delivered=False, retry=True, error=unexpected)
+        return self._record(delivery, attempt), unexpected
 
     def _send_webhook(
         self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
@@ -238,12 +249,12 @@ class Notifier:
             return Attempt(delivered=False, retry=False, error="the file is gone; nothing to link to")
         return self.bot.send_message(delivery.target, text)
 
-    def _record(self, delivery: Delivery, attempt: Attempt, result: Pass) -> None:
+    def _record(self, delivery: Delivery, attempt: Attempt) -> str:
         values: dict[str, object] = {"last_status_code": attempt.status_code, "last_error": attempt.error}
         with self.sessions.begin() as session:
             if attempt.delivered:
                 values.update(status="delivered", delivered_at=func.now(), last_error=None)
-                result.delivered += 1
+                outcome = "delivered"
             else:
                 window = timedelta(hours=self.settings.webhook_retry_window_hours)
                 delay = attempt.retry_after
@@ -252,10 +263,10 @@ class Notifier:
                 now = session.execute(select(func.now())).scalar_one()
                 if attempt.retry and now + timedelta(seconds=delay) <= delivery.created_at + window:
                     values["next_attempt_at"] = func.now() + timedelta(seconds=delay)
-                    result.retrying += 1
+                    outcome = "retrying"
                 else:
                     values["status"] = "failed"
-                    result.failed += 1
+                    outcome = "failed"
             session.execute(update(Delivery).where(Delivery.id == delivery.id).values(**values))
             if delivery.channel == "webhook":
                 failing = values.get("status") == "failed" and attempt.retry  # out of time, not a 4xx
@@ -277,6 +288,7 @@ class Notifier:
             delivery.attempts,
             "delivered" if attempt.delivered else attempt.error,
         )
+        return outcome
 
     # -- Telegram updates by long polling (when no webhook secret is set) -----------------------------
     def _poll_telegram(self, result: Pass) -> None:
