@@ -150,7 +150,12 @@ def link_from_update(session: Session, update_: dict[str, Any]) -> tuple[str, st
 
 
 def unlink(session: Session, owner: str) -> bool:
-    return session.execute(delete(TelegramLink).where(TelegramLink.owner == owner)).rowcount > 0
+    removed = session.execute(
+        delete(TelegramLink)
+        .where(TelegramLink.owner == owner, TelegramLink.chat_id.is_not(None))
+        .returning(TelegramLink.owner)
+    )
+    return removed.first() is not None
 
 
 def chat_of(session: Session, owner: str) -> str | None:
