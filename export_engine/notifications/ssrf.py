@@ -54,7 +54,7 @@ def _unmapped(address: IPAddress) -> IPAddress:
 
 
 def _kind(address: IPAddress) -> str:
-    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+    for kind in ("unspecified", "loopback", "link_local", "private", "multicast", "reserved"):
         if getattr(address, f"is_{kind}"):
             return kind.replace("_", "-")
     return "non-public"
