@@ -145,17 +145,12 @@ class Notifier:
             endpoints = list(
                 session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.owner.in_(owners)))
             )
-            chats = (
-                dict(
-                    session.execute(
-                        select(TelegramLink.owner, TelegramLink.chat_id).where(
-                            TelegramLink.owner.in_(owners), TelegramLink.chat_id.is_not(None)
-                        )
-                    ).tuples()
+            chats: dict[str, str | None] = {}
+            if self.bot is not None:
+                linked = select(TelegramLink.owner, TelegramLink.chat_id).where(
+                    TelegramLink.owner.in_(owners), TelegramLink.chat_id.is_not(None)
                 )
-                if self.bot is not None
-                else {}
-            )
+                chats = {owner: chat for owner, chat in session.execute(linked)}
             rows = []
             for event in pending:
                 for endpoint in endpoints:

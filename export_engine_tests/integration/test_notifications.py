@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from api.main import create_app
@@ -63,9 +64,9 @@ def notify_settings(settings, telegram):
             "webhook_allowed_networks": "127.0.0.0/8",
             "webhook_retry_base_seconds": 0.2,
             "webhook_timeout_seconds": 3,
-            "telegram_bot_token": telegram.token,
+            "telegram_bot_token": SecretStr(telegram.token),
             "telegram_api_url": telegram.api_url,
-            "telegram_webhook_secret": TELEGRAM_SECRET,
+            "telegram_webhook_secret": SecretStr(TELEGRAM_SECRET),
         }
     )
 
