@@ -3,7 +3,8 @@
 GatewayError
 ├── ExportNotFound     → 404
 ├── NotFound           → 404 (a webhook endpoint or delivery the caller does not have)
-├── Forbidden          → 403 (a Telegram update without the right secret token)
+├── WrongSecretToken   → 401 (a Telegram update without the right secret token)
+├── Forbidden          → 403 (Telegram updates are not accepted: no secret token is configured)
 ├── FeatureOff         → 409 (Telegram is not configured on this server)
 ├── ExportNotReady     → 409 (a download of an export that has no file yet)
 ├── ExportFileGone     → 410 (the file expired or was deleted; export again)
@@ -84,6 +85,10 @@ class ExportNotFound(GatewayError):
 
 class NotFound(GatewayError):
     status_code = 404
+
+
+class WrongSecretToken(GatewayError):
+    status_code = 401
 
 
 class Forbidden(GatewayError):

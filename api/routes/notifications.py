@@ -13,11 +13,12 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
+from fastapi.security import APIKeyHeader
 from sqlalchemy import select
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep
-from api.errors import ErrorBody, FeatureOff, Forbidden, InvalidRequest, NotFound
+from api.errors import ErrorBody, FeatureOff, Forbidden, InvalidRequest, NotFound, WrongSecretToken
 from api.notification_schemas import (
     DeliveryPage,
     DeliveryView,
@@ -40,7 +41,13 @@ from export_engine.notifications.ssrf import parse_networks
 from export_engine.settings import Settings
 
 router = APIRouter(tags=["notifications"], dependencies=[Depends(bearer)])
-public_router = APIRouter(tags=["notifications"])
+telegram_router = APIRouter(tags=["notifications"])
+telegram_secret = APIKeyHeader(
+    name="X-Telegram-Bot-Api-Secret-Token",
+    auto_error=False,
+    scheme_name="telegramSecretToken",
+    description="TELEGRAM_WEBHOOK_SECRET, as given to Telegram's setWebhook (`secret_token`)",
+)
 
 
 @contextmanager
@@ -254,24 +261,26 @@ def telegram_unlink(session: SessionDep, principal: PrincipalDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@public_router.post(
+@telegram_router.post(
     "/notifications/telegram/webhook",
-    responses=errors(403, 422, 503),
-    openapi_extra={"security": []},
+    responses={
+        **errors(403, 422, 503),
+        401: {"model": ErrorBody, "description": "wrong or missing X-Telegram-Bot-Api-Secret-Token"},
+    },
 )
 def telegram_update(
     update: dict[str, Any],
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    secret_token: Annotated[str | None, Header(alias="X-Telegram-Bot-Api-Secret-Token")] = None,
+    secret_token: Annotated[str | None, Depends(telegram_secret)],
 ) -> dict[str, bool]:
     """Telegram's updates (`setWebhook` with `secret_token`); anything without that token is refused."""
     expected = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else ""
     if request.app.state.telegram_bot is None or not expected:
         raise Forbidden("Telegram updates are not accepted here (TELEGRAM_WEBHOOK_SECRET is unset)")
     if not secret_token or not hmac.compare_digest(secret_token.encode(), expected.encode()):
-        raise Forbidden("wrong or missing X-Telegram-Bot-Api-Secret-Token")
+        raise WrongSecretToken("wrong or missing X-Telegram-Bot-Api-Secret-Token")
     with session.begin():
         reply = telegram.link_from_update(session, update)
     if reply is not None:
@@ -287,4 +296,4 @@ def install_notifications(app: FastAPI, settings: Settings) -> None:
         else None
     )
     app.include_router(router)
-    app.include_router(public_router)
+    app.include_router(telegram_router)

@@ -70,7 +70,7 @@ def test_a_completed_export_reaches_the_webhook_and_telegram_once(api, telegram,
     refused = api.http.post(
         "/notifications/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}
     )
-    assert refused.status_code == 403
+    assert refused.status_code == 401
     accepted = api.http.post(
         "/notifications/telegram/webhook",
         json=update,

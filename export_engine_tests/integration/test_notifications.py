@@ -518,7 +518,7 @@ def test_a_wrong_telegram_secret_token_is_refused_and_links_nothing(gateway, tel
     update = telegram.start_update(99, f"/start {code}")
     for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
         answer = gateway.post("/notifications/telegram/webhook", json=update, headers=headers)
-        assert answer.status_code == 403
+        assert answer.status_code == 401
         assert answer.json()["detail"] == "wrong or missing X-Telegram-Bot-Api-Secret-Token"
     assert gateway.get("/notifications/telegram", headers=_auth(owner)).json()["linked"] is False
     assert telegram.messages == []
@@ -541,4 +541,4 @@ def test_telegram_off_says_so(settings):
         assert answer.status_code == 409 and "TELEGRAM_BOT_TOKEN is unset" in answer.json()["detail"]
         assert client.get("/notifications/telegram", headers=_auth(_owner())).json()["enabled"] is False
         update = client.post("/notifications/telegram/webhook", json={"update_id": 1})
-        assert update.status_code == 403
+        assert update.status_code == 403 and "TELEGRAM_WEBHOOK_SECRET is unset" in update.json()["detail"]
