@@ -31,22 +31,23 @@ def telegram_text(
     link = download_link(export, storage=storage, presign_ttl_seconds=presign_ttl_seconds, now=now)
     if link is None:
         return None
-    url, lifetime = link
+    url, expires_at = link
     return telegram.completion_text(
         dataset_name=name,
         row_count=export.row_count or 0,
         url=url,
         label=FORMAT_LABELS.get(export.format, export.format.upper()),
-        lifetime=lifetime,
+        lifetime=expires_at - now,
     )
 
 
 def download_link(
     export: Export, *, storage: S3BucketMethods, presign_ttl_seconds: int, now: datetime
-) -> tuple[str, timedelta] | None:
-    """A signed URL of the file and how long it works: PRESIGN_TTL_SECONDS, capped by the file's life.
+) -> tuple[str, datetime] | None:
+    """A signed URL of the file and when it stops working: `now + presign_ttl_seconds`, capped by the
+    file's life (`object_expires_at`), so a link never outlives its file. None when there is no file.
 
-    A SUPERSEDED export still has its file (a newer one exists), so its owner still gets a link.
+    A SUPERSEDED export still has its file (a newer one exists); the gateway asks for COMPLETED ones.
     """
     finished = (ExportStatus.COMPLETED.value, ExportStatus.SUPERSEDED.value)
     if export.status not in finished or not export.s3_key:
@@ -61,7 +62,7 @@ def download_link(
     url = storage.presign(
         export.s3_key, ttl_seconds=ttl, filename=spec.download_filename, content_type=spec.output.content_type
     )
-    return url, timedelta(seconds=ttl)
+    return url, expires_at
 
 
 def dataset_name(catalog: Catalog, dataset_id: str) -> str:
