@@ -2,6 +2,10 @@
 
 GatewayError
 ├── ExportNotFound     → 404
+├── NotFound           → 404 (a webhook endpoint or delivery the caller does not have)
+├── WrongSecretToken   → 401 (a Telegram update without the right secret token)
+├── Forbidden          → 403 (Telegram updates are not accepted: no secret token is configured)
+├── FeatureOff         → 409 (Telegram is not configured on this server)
 ├── ExportNotReady     → 409 (a download of an export that has no file yet)
 ├── ExportFileGone     → 410 (the file expired or was deleted; export again)
 ├── DatasetUnknown     → 422 (lists the valid dataset ids)
@@ -77,6 +81,22 @@ class ExportNotFound(GatewayError):
 
     def __init__(self, reference_id: str, kind: str = "export") -> None:
         super().__init__(f"{kind} {reference_id!r} not found")
+
+
+class NotFound(GatewayError):
+    status_code = 404
+
+
+class WrongSecretToken(GatewayError):
+    status_code = 401
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+
+
+class FeatureOff(GatewayError):
+    status_code = 409
 
 
 class ExportNotReady(GatewayError):

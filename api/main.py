@@ -21,6 +21,7 @@ from api.observability import RequestMetricsMiddleware, build_registry, configur
 from api.openapi import install_openapi
 from api.routes import datasets, exports, filter_values, health, packages
 from api.routes.docs import install_docs
+from api.routes.notifications import install_notifications
 from api.routes.stream import install_streams
 from api.routes.web import install_web
 from api.security import TokenPolicy, TokenVerifier
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
     app.include_router(packages.router)
     app.include_router(datasets.router)
     app.include_router(filter_values.router)
+    install_notifications(app, settings)
     install_docs(app)
     install_web(app)
     install_openapi(app)

@@ -27,7 +27,8 @@ bearer = HTTPBearer(
 
 _WHY = {
     401: "no usable bearer token (missing, malformed, expired, wrong signature)",
-    404: "no such export for this caller (another owner's export is a 404 too)",
+    403: "Telegram updates are not accepted here (TELEGRAM_WEBHOOK_SECRET is unset)",
+    404: "no such export (or webhook endpoint) for this caller (another owner's is a 404 too)",
     409: "the export's state does not allow this (no file yet, or already finished)",
     410: "the export's file was deleted or expired; request the export again",
     413: "the export is larger than a synchronous answer may be; `detail` says to use POST /export",

@@ -8,6 +8,7 @@ import dagster as dg
 
 from export_engine.jobs import export_job
 from export_engine.maintenance import retention_job, retention_schedule
+from export_engine.notification_sensor import notification_sensor
 from export_engine.package_jobs import package_job
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.sensors import export_reconciler_sensor
@@ -25,7 +26,7 @@ def _from_settings(resource_cls: Any) -> dg.ResourceDefinition:
 defs = dg.Definitions(
     jobs=[export_job, package_job, retention_job],
     schedules=[retention_schedule],
-    sensors=[export_reconciler_sensor],
+    sensors=[export_reconciler_sensor, notification_sensor],
     resources={
         "export_db": _from_settings(ExportDbResource),
         "source_db": _from_settings(SourceDatabaseResource),

@@ -136,8 +136,42 @@ class Settings(BaseSettings):
     )
     internal_host: str = Field("127.0.0.1", description="where the internal port listens")
     business_timezone: str = Field("UTC", description="'today' for the dedup rule is computed here")
+
+    # Notifications: webhooks and Telegram (export_engine/notifications/)
+    webhook_allowed_networks: str = Field(
+        "",
+        description="comma-separated CIDRs a webhook URL may resolve into although they are not public "
+        "(loopback, private, link-local); empty: public addresses only. `make run` allows loopback",
+    )
+    webhook_timeout_seconds: float = Field(10, gt=0, le=60, description="one delivery attempt's timeout")
+    webhook_retry_window_hours: float = Field(
+        24, gt=0, description="a delivery is retried this long; then it fails and its endpoint is failing"
+    )
+    webhook_retry_base_seconds: float = Field(
+        5, gt=0, description="first retry delay; doubles each attempt (±20 % jitter), capped at 1 h"
+    )
+    webhook_secret_overlap_hours: float = Field(
+        24, ge=0, description="after a rotation the old secret also signs deliveries this long"
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        None, description="the bot's token from @BotFather; unset: Telegram notifications are off"
+    )
+    telegram_api_url: str = Field("https://api.telegram.org", description="the Bot API's base URL")
+    telegram_bot_username: str | None = Field(
+        None, description="the bot's @username for t.me links; unset: asked once with getMe"
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None,
+        description="when set, updates arrive at POST /notifications/telegram/webhook carrying it in "
+        "X-Telegram-Bot-Api-Secret-Token; unset: the notification sensor long-polls getUpdates",
+    )
+    telegram_link_code_ttl_seconds: int = Field(900, ge=60, description="a link code is valid this long")
     log_level: str = "INFO"
     catalog_path: Path = Field(Path(__file__).with_name("catalog.yaml"))
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None and bool(self.telegram_bot_token.get_secret_value())
 
     @property
     def lifecycle_expire_days(self) -> int:

@@ -13,11 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from export_engine.local_stack.processes import free_port
 from export_engine.local_stack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET, Settings
 from export_engine_tests import faults
 
 SEED_ROWS = 100_000
+TELEGRAM_TOKEN = (
+    "123456:TEST-token"  # the e2e stack's bot talks to a fake Bot API (notify_peers.FakeTelegram)
+)
+TELEGRAM_SECRET = "e2e-telegram-secret-token"
+TELEGRAM_PORT = free_port()
 EXPORT_MAX_RUNTIME_SECONDS = 90  # short, so the deadline test is quick; normal test exports take seconds
 _EXTERNAL = (
     "DATABASE_URL",
@@ -45,6 +51,10 @@ def stack() -> Iterator[LocalStack]:
         env["METRICS_CACHE_SECONDS"] = "0"  # the e2e metric tests compare two scrapes seconds apart
         env["EXPORT_MAX_RUNTIME_SECONDS"] = str(EXPORT_MAX_RUNTIME_SECONDS)
         env["HEARTBEAT_TIMEOUT_SECONDS"] = "15"
+        env["TELEGRAM_BOT_TOKEN"] = TELEGRAM_TOKEN
+        env["TELEGRAM_API_URL"] = f"http://127.0.0.1:{TELEGRAM_PORT}"
+        env["TELEGRAM_WEBHOOK_SECRET"] = TELEGRAM_SECRET
+        env["WEBHOOK_RETRY_BASE_SECONDS"] = "1"
         env["CATALOG_PATH"] = str(
             faults.write_test_catalog(Settings.model_fields["catalog_path"].default, home / "catalog.yaml")
         )

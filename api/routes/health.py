@@ -56,6 +56,7 @@ class Readiness(BaseModel):
     status: str
     detail: str | None = None
     checks: dict[str, str]
+    notifications: dict[str, str] | None = None  # what is on; an unconfigured channel is not a failure
 
 
 @internal_router.get(
@@ -75,6 +76,7 @@ async def readyz(request: Request) -> JSONResponse:
         results = await _check_all(request)
         state.readiness = (time.monotonic(), results)
     failing = sorted(name for name, result in results.items() if result != "ok")
+    notifications = _notifications(request)
     if failing:
         return JSONResponse(
             status_code=503,
@@ -82,9 +84,21 @@ async def readyz(request: Request) -> JSONResponse:
                 "status": "unavailable",
                 "detail": f"not ready: {', '.join(failing)}",
                 "checks": results,
+                "notifications": notifications,
             },
         )
-    return JSONResponse(content={"status": "ok", "checks": results})
+    return JSONResponse(content={"status": "ok", "checks": results, "notifications": notifications})
+
+
+def _notifications(request: Request) -> dict[str, str]:
+    settings = request.app.state.settings
+    if not settings.telegram_enabled:
+        telegram = "off: set TELEGRAM_BOT_TOKEN to turn it on"
+    elif settings.telegram_webhook_secret is None:
+        telegram = "on (updates by long polling)"
+    else:
+        telegram = "on (updates at POST /notifications/telegram/webhook)"
+    return {"webhooks": "on", "telegram": telegram}
 
 
 async def _check_all(request: Request) -> dict[str, str]:

@@ -35,7 +35,8 @@ from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.dedup import Decision, decide, final_at
 from export_engine.errors import CatalogError, ExportRequestError
-from export_engine.package import PackageSpec, stored_spec
+from export_engine.notifications.messages import download_link
+from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
 from export_engine.settings import Settings
 from export_engine.storage import S3Storage
@@ -264,22 +265,9 @@ def signed_download(
     export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime
 ) -> tuple[str, datetime] | None:
     """A signed URL and its expiry; the link never outlives the file (`object_expires_at`)."""
-    if export.status != ExportStatus.COMPLETED.value or not export.s3_key:
+    if export.status != ExportStatus.COMPLETED.value:
         return None
-    expires_at = now + timedelta(seconds=ttl_seconds)
-    if export.object_expires_at is not None:
-        expires_at = min(expires_at, export.object_expires_at)
-    ttl = int((expires_at - now).total_seconds())
-    if ttl <= 0:
-        return None
-    spec = stored_spec(export.params)
-    url = storage.presign(
-        export.s3_key,
-        ttl_seconds=ttl,
-        filename=spec.download_filename,
-        content_type=spec.output.content_type,
-    )
-    return url, expires_at
+    return download_link(export, storage=storage, presign_ttl_seconds=ttl_seconds, now=now)
 
 
 def download_location(

@@ -16,6 +16,8 @@
   or fail it. Another run takes it over only when the holder is gone: no holder yet, the holder's
   Dagster run has finished, or its heartbeat is older than the timeout.
 - **One clock.** Every timestamp is the database's `now()`, so hosts with skewed clocks agree.
+- **Events.** Every transition appends its lifecycle event (`db/events.py`) in the same transaction,
+  so no status change can happen without its event, nor an event without its change.
 - Functions take a `Session` inside a transaction the caller owns (the gateway holds the dedup key's
   advisory lock in the same transaction); `ExportRepository` wraps them for the engine.
 """
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from export_engine.db import events
 from export_engine.db.locks import dedup_lock_id
 from export_engine.db.models import ACTIVE_STATUSES, FINISHED_STATUSES, Export, ExportStatus
 from export_engine.request import ExportSpec
@@ -60,6 +63,7 @@ def create_pending(session: Session, spec: ExportSpec | PackageSpec) -> Export:
     export = _row(spec, ExportStatus.PENDING)
     session.add(export)
     session.flush()
+    events.append(session, export, events.EXPORT_CREATED)
     return export
 
 
@@ -77,6 +81,9 @@ def create_reuse(session: Session, spec: ExportSpec | PackageSpec, source: Expor
     export.parts = source.parts
     session.add(export)
     session.flush()
+    session.refresh(export)  # completed_at = now() comes back from the database
+    events.append(session, export, events.EXPORT_CREATED)
+    events.append(session, export, events.EXPORT_COMPLETED)
     return export
 
 
@@ -153,7 +160,10 @@ def start(
         )
         .returning(Export, func.extract("epoch", func.now() - Export.created_at))
     ).first()
-    return Claim(row[0], float(row[1])) if row is not None else None
+    if row is None:
+        return None
+    events.append(session, row[0], events.EXPORT_RUNNING)
+    return Claim(row[0], float(row[1]))
 
 
 def beat(
@@ -213,8 +223,9 @@ def complete(
             object_expires_at=func.now() + retention,
             **extra,
         )
-        .returning(Export.dedup_key, Export.started_at)
-    ).first()
+        .returning(Export)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if done is None:
         return False
     same_key = (
@@ -222,20 +233,29 @@ def complete(
         Export.status == ExportStatus.COMPLETED.value,
         Export.reference_id != reference_id,
     )
-    session.execute(
+    superseded = session.execute(
         update(Export)
         .where(*same_key, Export.started_at <= done.started_at)
         .values(status=ExportStatus.SUPERSEDED.value)
-    )
+        .returning(Export)
+        .execution_options(populate_existing=True)
+    ).scalars()
+    for older in list(superseded):
+        events.append(session, older, events.EXPORT_SUPERSEDED)
     newer = session.scalar(
         select(Export.reference_id).where(*same_key, Export.started_at > done.started_at).limit(1)
     )
+    # Completed, even when superseded below: its owner asked for this file and gets it.
+    events.append(session, done, events.EXPORT_COMPLETED)
     if newer is not None:  # a newer snapshot finished first: it stays the key's file
-        session.execute(
+        late = session.execute(
             update(Export)
             .where(Export.reference_id == reference_id)
             .values(status=ExportStatus.SUPERSEDED.value)
-        )
+            .returning(Export)
+            .execution_options(populate_existing=True)
+        ).scalar_one()
+        events.append(session, late, events.EXPORT_SUPERSEDED)
     return True
 
 
@@ -249,20 +269,28 @@ def fail(session: Session, reference_id: str, reason: str, *, run_id: str | None
             Export.dagster_run_id.is_not_distinct_from(run_id),
         )
         .values(status=ExportStatus.FAILED.value, error=reason[:MAX_ERROR_CHARS], completed_at=func.now())
-        .returning(Export.reference_id)
-    )
-    return result.first() is not None
+        .returning(Export)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if result is None:
+        return False
+    events.append(session, result, events.EXPORT_FAILED)
+    return True
 
 
 # -- the owner and retention (gateway, schedule) -----------------------------------------------------
 def cancel(session: Session, reference_id: str) -> Export | None:
     """PENDING/RUNNING → CANCELED; None if it had already ended (the caller re-reads the row)."""
-    return session.execute(
+    canceled = session.execute(
         update(Export)
         .where(Export.reference_id == reference_id, Export.status.in_(ACTIVE))
         .values(status=ExportStatus.CANCELED.value, error="canceled by its owner", completed_at=func.now())
         .returning(Export)
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+    if canceled is not None:
+        events.append(session, canceled, events.EXPORT_CANCELED)
+    return canceled
 
 
 def expire_object(session: Session, s3_key: str) -> list[str]:
@@ -271,10 +299,15 @@ def expire_object(session: Session, s3_key: str) -> list[str]:
     Call it in the transaction that deletes the object, before committing: if the delete fails the
     rows stay as they were and the next attempt finds them again.
     """
-    result = session.execute(
-        update(Export)
-        .where(Export.s3_key == s3_key, Export.status.in_(FINISHED))
-        .values(status=ExportStatus.EXPIRED.value)
-        .returning(Export.reference_id)
+    expired = list(
+        session.execute(
+            update(Export)
+            .where(Export.s3_key == s3_key, Export.status.in_(FINISHED))
+            .values(status=ExportStatus.EXPIRED.value)
+            .returning(Export)
+            .execution_options(populate_existing=True)
+        ).scalars()
     )
-    return list(result.scalars())
+    for export in expired:
+        events.append(session, export, events.EXPORT_EXPIRED)
+    return [export.reference_id for export in expired]

@@ -98,3 +98,101 @@ class Export(Base):
     )
     # Server defaults (created_at = the database's now()) come back with the INSERT.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it once)
+
+
+# -- lifecycle events and their delivery (export_engine/db/events.py, export_engine/notifications/) --------
+class ExportEvent(Base):
+    """The outbox: one row per status change, written in the transaction of the change."""
+
+    __tablename__ = "export_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)  # the cursor order
+    id: Mapped[str] = mapped_column(String(40), nullable=False, unique=True)  # evt_<hex>: the webhook-id
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    owner: Mapped[str] = mapped_column(Text, nullable=False)
+    reference_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # NULL until the dispatcher has fanned the event out to the owner's webhooks and Telegram chat.
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_export_events_owner_seq", "owner", "seq"),
+        Index("ix_export_events_undispatched", "seq", postgresql_where=text("dispatched_at IS NULL")),
+    )
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # ep_<hex>
+    owner: Mapped[str] = mapped_column(Text, nullable=False)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    events: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)  # whsec_<base64>
+    previous_secret: Mapped[str | None] = mapped_column(Text)  # still signs until previous_secret_until
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (Index("ix_webhook_endpoints_owner", "owner"),)
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+
+
+class Delivery(Base):
+    """One event to one destination (a webhook endpoint or a Telegram chat), retried until it lands."""
+
+    __tablename__ = "notification_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)  # webhook | telegram
+    target: Mapped[str] = mapped_column(Text, nullable=False)  # endpoint id | chat id
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending','delivered','failed')", name="status_valid"),
+        CheckConstraint("channel IN ('webhook','telegram')", name="channel_valid"),
+        Index("uq_notification_deliveries_event_target", "event_id", "channel", "target", unique=True),
+        Index(
+            "ix_notification_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")
+        ),
+        Index("ix_notification_deliveries_target", "channel", "target", "id"),
+    )
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012
+
+
+class TelegramLink(Base):
+    """An owner's linked chat (`/start <code>`), or a code waiting to be used (chat_id NULL)."""
+
+    __tablename__ = "telegram_links"
+
+    owner: Mapped[str] = mapped_column(Text, primary_key=True)
+    chat_id: Mapped[str | None] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    linked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TelegramState(Base):
+    """Key/value state of the bot (the long-polling offset)."""
+
+    __tablename__ = "telegram_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)

@@ -33,6 +33,18 @@ def _sample_export(stack: LocalStack, token: str) -> dict | None:
     return None
 
 
+def _telegram_note(env: dict[str, str]) -> str:
+    if not env.get("TELEGRAM_BOT_TOKEN"):
+        return (
+            "off. To turn it on: create a bot with @BotFather, then run\n"
+            "             TELEGRAM_BOT_TOKEN=<token> make run   (the bot reads /start by long polling;\n"
+            "             POST /notifications/telegram/link gives each user their t.me link)"
+        )
+    if env.get("TELEGRAM_WEBHOOK_SECRET"):
+        return "on (updates at POST /notifications/telegram/webhook, secret token checked)"
+    return "on (updates by long polling; POST /notifications/telegram/link gives a user's t.me link)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=int(os.environ.get("SEED_ROWS", 1_000_000)))
@@ -88,6 +100,8 @@ Run broker   {env["CELERY_BROKER_URL"]}  queue={env["CELERY_QUEUE"]}
 Run workers  {", ".join(w.name for w in stack.workers)}
 Logs         {args.home / "logs"}
 JWT secret   {secret_note}
+Webhooks     on; loopback receivers allowed here (WEBHOOK_ALLOWED_NETWORKS={env["WEBHOOK_ALLOWED_NETWORKS"]})
+Telegram     {_telegram_note(env)}
 Dev token for demo-user-1 (7 days):
   export TOKEN={token}
 

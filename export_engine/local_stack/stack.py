@@ -62,6 +62,8 @@ class LocalStack:
         # The dev stack is development unless told otherwise: the gateway accepts the published dev JWT
         # secret only then (Settings defaults to production and refuses it).
         env.setdefault("ENVIRONMENT", "development")
+        # One machine: webhooks to a receiver on this host are allowed (production allows public only).
+        env.setdefault("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
         needs_pg = not all(env.get(k) for k in ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL"))
         if needs_pg:
             self.postgres = EmbeddedPostgres(

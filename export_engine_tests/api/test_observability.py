@@ -97,3 +97,16 @@ def test_a_request_id_is_echoed_only_when_it_looks_like_one(make_client):
     for offered in ("x" * 129, "two words", "evil\tlog"):
         echoed = client.get("/healthz", headers={"X-Request-ID": offered}).headers["x-request-id"]
         assert echoed != offered and len(echoed) == 32
+
+
+def test_readiness_says_whether_telegram_is_on_without_failing_on_it(make_client, monkeypatch):
+    monkeypatch.setattr(health, "_CHECKS", {name: (lambda request: None) for name in health._CHECKS})
+    off = make_client().get("/readyz")
+    assert off.status_code == 200
+    assert off.json()["notifications"] == {
+        "webhooks": "on",
+        "telegram": "off: set TELEGRAM_BOT_TOKEN to turn it on",
+    }
+    on = make_client(telegram_bot_token="123:abc", telegram_webhook_secret="s3cret").get("/readyz")
+    assert on.status_code == 200
+    assert on.json()["notifications"]["telegram"] == "on (updates at POST /notifications/telegram/webhook)"

@@ -87,4 +87,8 @@ def test_readyz_checks_every_dependency(api):
     assert response.json() == {
         "status": "ok",
         "checks": {"export_db": "ok", "s3_bucket": "ok", "dagster": "ok"},
+        "notifications": {  # the test stack's bot talks to a fake Bot API (conftest)
+            "webhooks": "on",
+            "telegram": "on (updates at POST /notifications/telegram/webhook)",
+        },
     }

@@ -8,7 +8,7 @@ def test_every_job_sensor_and_schedule_resolves():
         "export_job",
         "retention_job",
     }
-    sensors = {"export_reconciler_sensor"}
+    sensors = {"export_reconciler_sensor", "notification_sensor"}
     assert {defs.resolve_sensor_def(name).name for name in sensors} == sensors
     assert defs.resolve_schedule_def("retention_schedule").cron_schedule == "*/15 * * * *"
 

@@ -1,0 +1,305 @@
+"""From the outbox to the receivers, at least once, never inside an export's transaction.
+
+1. **Fan out.** Undispatched events (`dispatched_at IS NULL`, claimed with `FOR UPDATE SKIP LOCKED`)
+   become one `notification_deliveries` row per subscribed webhook endpoint, plus one per linked
+   Telegram chat for `export.completed` / `export.failed`, in one transaction with `dispatched_at`.
+2. **Deliver.** Due deliveries are claimed with a lease (`next_attempt_at` moved past the attempt's
+   timeout, `attempts + 1`), sent outside any transaction, then recorded: delivered; retried at
+   `base × 2^(attempt-1)` ±20 % (capped at 1 h, or the peer's Retry-After / retry_after) while the
+   retry window lasts; otherwise failed (a webhook endpoint is then marked failing). A 4xx stops.
+
+A sender that dies mid-attempt loses only its lease: the delivery is due again when it runs out, so a
+receiver may see an event twice, always with the same id. `Notifier.run_for` is what the sensor runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from export_engine.catalog import Catalog, load_catalog
+from export_engine.db.events import EXPORT_COMPLETED, EXPORT_FAILED
+from export_engine.db.models import Delivery, Export, ExportEvent, TelegramLink, WebhookEndpoint
+from export_engine.db.session import session_factory
+from export_engine.notifications import messages, telegram, webhooks
+from export_engine.notifications.ssrf import parse_networks
+from export_engine.notifications.webhooks import Attempt
+from export_engine.settings import Settings
+from export_engine.storage import S3BucketMethods, S3Storage
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_EVENTS = (EXPORT_COMPLETED, EXPORT_FAILED)
+MAX_DELAY_SECONDS = 3600.0
+PARALLEL_SENDS = 8  # deliveries in flight at once per sender
+JITTER = 0.2
+
+
+def retry_delay(attempt: int, base_seconds: float) -> float:
+    """Seconds before attempt `attempt + 1`: exponential with ±20 % jitter, at most an hour."""
+    delay = min(base_seconds * 2 ** max(0, attempt - 1), MAX_DELAY_SECONDS)
+    return delay * random.uniform(1 - JITTER, 1 + JITTER)
+
+
+@dataclass
+class Pass:
+    """What one pass did (the sensor reports it)."""
+
+    fanned_out: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fanned_out or self.delivered or self.retrying or self.failed)
+
+
+class Notifier:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        storage: S3BucketMethods,
+        catalog: Catalog,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.storage = storage
+        self.catalog = catalog
+        self.client = client or httpx.Client(headers={"user-agent": "export-engine-webhooks/1"})
+        self.allowed = parse_networks(settings.webhook_allowed_networks)
+        token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
+        self.bot = (
+            telegram.TelegramBot(settings.telegram_api_url, token, self.client)
+            if settings.telegram_enabled
+            else None
+        )
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
+        self._pool = ThreadPoolExecutor(PARALLEL_SENDS, thread_name_prefix="notify")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, storage: S3BucketMethods | None = None) -> Notifier:
+        return cls(
+            session_factory(settings.database_url),
+            settings,
+            storage or S3Storage.from_settings(settings),
+            load_catalog(settings.catalog_path),
+        )
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run_for(self, seconds: float, idle_sleep: float = 0.5) -> Pass:
+        """Passes until `seconds` have gone by, sleeping `idle_sleep` after a pass with nothing to do."""
+        total = Pass()
+        deadline = time.monotonic() + seconds
+        while True:
+            done = self.run_once()
+            for name in ("fanned_out", "delivered", "retrying", "failed"):
+                setattr(total, name, getattr(total, name) + getattr(done, name))
+            total.errors += done.errors
+            if time.monotonic() >= deadline:
+                return total
+            if not done:
+                time.sleep(idle_sleep)
+
+    def run_once(self) -> Pass:
+        """One pass: Telegram updates (long polling), fan-out, then one batch of due deliveries sent
+        side by side, so a receiver that hangs until its timeout delays no other (a pass lasts at most
+        about one timeout, well inside Dagster's 60 s sensor limit)."""
+        result = Pass()
+        if self.bot is not None and self.settings.telegram_webhook_secret is None:
+            self._poll_telegram(result)
+        result.fanned_out = self.fan_out()
+        due = self._claim_due(limit=PARALLEL_SENDS * 2)
+        for outcome, error in self._pool.map(self._deliver, due):
+            setattr(result, outcome, getattr(result, outcome) + 1)
+            if error:
+                result.errors.append(error)
+        return result
+
+    # -- 1. fan out ----------------------------------------------------------------------------------
+    def fan_out(self, limit: int = 200) -> int:
+        with self.sessions.begin() as session:
+            pending = list(
+                session.scalars(
+                    select(ExportEvent)
+                    .where(ExportEvent.dispatched_at.is_(None))
+                    .order_by(ExportEvent.seq)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not pending:
+                return 0
+            owners = {event.owner for event in pending}
+            endpoints = list(
+                session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.owner.in_(owners)))
+            )
+            chats: dict[str, str | None] = {}
+            if self.bot is not None:
+                linked = select(TelegramLink.owner, TelegramLink.chat_id).where(
+                    TelegramLink.owner.in_(owners), TelegramLink.chat_id.is_not(None)
+                )
+                chats = {owner: chat for owner, chat in session.execute(linked)}
+            rows = []
+            for event in pending:
+                for endpoint in endpoints:
+                    if endpoint.owner == event.owner and event.type in endpoint.events:
+                        rows.append({"event_id": event.id, "channel": "webhook", "target": endpoint.id})
+                chat = chats.get(event.owner)
+                if chat and event.type in TELEGRAM_EVENTS:
+                    rows.append({"event_id": event.id, "channel": "telegram", "target": chat})
+            if rows:
+                session.execute(insert(Delivery).values(rows).on_conflict_do_nothing())
+            session.execute(
+                update(ExportEvent)
+                .where(ExportEvent.seq.in_([e.seq for e in pending]))
+                .values(dispatched_at=func.now())
+            )
+            return len(pending)
+
+    # -- 2. deliver ----------------------------------------------------------------------------------
+    def _claim_due(self, limit: int = 50) -> list[Delivery]:
+        with self.sessions.begin() as session:
+            due = (
+                select(Delivery.id)
+                .where(Delivery.status == "pending", Delivery.next_attempt_at <= func.now())
+                .order_by(Delivery.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            return list(
+                session.scalars(
+                    update(Delivery)
+                    .where(Delivery.id.in_(due))
+                    .values(next_attempt_at=func.now() + self.lease, attempts=Delivery.attempts + 1)
+                    .returning(Delivery)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+
+    def _deliver(self, delivery: Delivery) -> tuple[str, str | None]:
+        """Send one claimed delivery and record the outcome; returns (Pass counter, unexpected error)."""
+        unexpected = None
+        with self.sessions() as session:
+            event = session.scalar(select(ExportEvent).where(ExportEvent.id == delivery.event_id))
+            now: datetime = session.execute(select(func.now())).scalar_one()
+            try:
+                if event is None:
+                    attempt = Attempt(delivered=False, retry=False, error="the event no longer exists")
+                elif delivery.channel == "webhook":
+                    attempt = self._send_webhook(session, delivery, event, now)
+                else:
+                    attempt = self._send_telegram(session, delivery, event, now)
+            except Exception as exc:  # a bug or an outage of ours: retried like a peer's failure
+                log.exception("delivery %s failed unexpectedly", delivery.id)
+                unexpected = f"{type(exc).__name__}: {exc}"[:500]
+                attempt = Attempt(delivered=False, retry=True, error=unexpected)
+        return self._record(delivery, attempt), unexpected
+
+    def _send_webhook(
+        self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
+    ) -> Attempt:
+        endpoint = session.get(WebhookEndpoint, delivery.target)
+        if endpoint is None:
+            return Attempt(delivered=False, retry=False, error="the endpoint was deleted")
+        return webhooks.send(
+            self.client,
+            endpoint,
+            event,
+            allowed=self.allowed,
+            now=now,
+            timeout=self.settings.webhook_timeout_seconds,
+        )
+
+    def _send_telegram(
+        self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
+    ) -> Attempt:
+        if self.bot is None:
+            return Attempt(delivered=False, retry=False, error="Telegram is off (TELEGRAM_BOT_TOKEN unset)")
+        if telegram.chat_of(session, event.owner) != delivery.target:
+            return Attempt(delivered=False, retry=False, error="the chat was unlinked")
+        export = session.get(Export, event.reference_id)
+        if export is None:
+            return Attempt(delivered=False, retry=False, error="the export no longer exists")
+        text = messages.telegram_text(
+            export,
+            event.type,
+            catalog=self.catalog,
+            storage=self.storage,
+            presign_ttl_seconds=self.settings.presign_ttl_seconds,
+            now=now,
+        )
+        if text is None:
+            return Attempt(delivered=False, retry=False, error="the file is gone; nothing to link to")
+        return self.bot.send_message(delivery.target, text)
+
+    def _record(self, delivery: Delivery, attempt: Attempt) -> str:
+        values: dict[str, object] = {"last_status_code": attempt.status_code, "last_error": attempt.error}
+        with self.sessions.begin() as session:
+            if attempt.delivered:
+                values.update(status="delivered", delivered_at=func.now(), last_error=None)
+                outcome = "delivered"
+            else:
+                window = timedelta(hours=self.settings.webhook_retry_window_hours)
+                delay = attempt.retry_after
+                if delay is None:
+                    delay = retry_delay(delivery.attempts, self.settings.webhook_retry_base_seconds)
+                now = session.execute(select(func.now())).scalar_one()
+                if attempt.retry and now + timedelta(seconds=delay) <= delivery.created_at + window:
+                    values["next_attempt_at"] = func.now() + timedelta(seconds=delay)
+                    outcome = "retrying"
+                else:
+                    values["status"] = "failed"
+                    outcome = "failed"
+            session.execute(update(Delivery).where(Delivery.id == delivery.id).values(**values))
+            if delivery.channel == "webhook":
+                failing = values.get("status") == "failed" and attempt.retry  # out of time, not a 4xx
+                if attempt.delivered or failing:
+                    session.execute(
+                        update(WebhookEndpoint)
+                        .where(WebhookEndpoint.id == delivery.target)
+                        .values(
+                            failing_since=None
+                            if attempt.delivered
+                            else func.coalesce(WebhookEndpoint.failing_since, func.now())
+                        )
+                    )
+        log.info(
+            "delivery %s (%s %s) attempt %d: %s",
+            delivery.id,
+            delivery.channel,
+            delivery.event_id,
+            delivery.attempts,
+            "delivered" if attempt.delivered else attempt.error,
+        )
+        return outcome
+
+    # -- Telegram updates by long polling (when no webhook secret is set) -----------------------------
+    def _poll_telegram(self, result: Pass) -> None:
+        assert self.bot is not None
+        try:
+            with self.sessions.begin() as session:
+                offset = telegram.updates_offset(session)
+                updates = self.bot.get_updates(offset)
+                for update_ in updates:
+                    self.handle_update(session, update_)
+                    offset = max(offset, int(update_["update_id"]) + 1)
+                telegram.save_updates_offset(session, offset)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            result.errors.append(f"getUpdates: {type(exc).__name__}")
+
+    def handle_update(self, session: Session, update_: dict) -> None:
+        reply = telegram.link_from_update(session, update_)
+        if reply is not None and self.bot is not None:
+            self.bot.send_message(*reply)  # best effort: the link is stored either way
