@@ -52,6 +52,8 @@ class Burst:
     parts_cpu_s: dict[str, float]
     statuses: dict[str, int]
     load: str
+    pg: dict[str, dict[str, int]]
+    events: dict[str, int]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -181,6 +183,7 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
                 print(f"  POST {i}: {response.status_code} {response.text[:200]}", file=sys.stderr)
 
     sessions = _stack_sessions(stack)
+    pg0 = _pg_counters(stack)
     threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
@@ -205,6 +208,8 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
             time.sleep(0.1)
     all_done = time.monotonic() - started
     self1 = os.times()
+    time.sleep(1.5)  # idle backends flush their statistics about once a second
+    pg1 = _pg_counters(stack)
     machine_cpu = (_machine_busy_jiffies() - machine0) / _CLK_TCK
     stack1 = _stack_cpu_jiffies(sessions)
     parts = {name: (stack1.get(name, 0) - stack0.get(name, 0)) / _CLK_TCK for name in stack1}
@@ -224,7 +229,45 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
         parts,
         statuses,
         " ".join(load),
+        {db: {k: v - pg0.get(db, {}).get(k, 0) for k, v in c.items()} for db, c in pg1.items()},
+        _events_per_type(stack, created),
     )
+
+
+_PG_COUNTERS = ("sessions", "xact_commit", "tup_inserted", "tup_updated", "tup_returned")
+
+
+def _pg_counters(stack: LocalStack) -> dict[str, dict[str, int]]:
+    """Per database: connections opened, transactions committed, rows written/read (pg_stat_database)."""
+    if stack.postgres is None:
+        return {}
+    with psycopg2.connect(stack.postgres.url()) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT datname, {', '.join(_PG_COUNTERS)} FROM pg_stat_database"
+            " WHERE datname IN ('dagster', 'exports', 'transactions')"
+        )
+        rows = cur.fetchall()
+    conn.close()
+    return {row[0]: dict(zip(_PG_COUNTERS, row[1:], strict=True)) for row in rows}
+
+
+def _events_per_type(stack: LocalStack, refs: list[str]) -> dict[str, int]:
+    """Dagster event-log rows of this burst's runs, by type (what the event log stores per export)."""
+    if stack.postgres is None or not refs:
+        return {}
+    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT dagster_run_id FROM exports WHERE reference_id = ANY(%s)", (refs,))
+        run_ids = [r for (r,) in cur.fetchall() if r]
+    conn.close()
+    with psycopg2.connect(stack.env["DAGSTER_PG_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(dagster_event_type, 'log message'), count(*) FROM event_logs"
+            " WHERE run_id = ANY(%s) GROUP BY 1 ORDER BY 2 DESC",
+            (run_ids,),
+        )
+        rows = cur.fetchall()
+    conn.close()
+    return dict(rows)
 
 
 def _print(b: Burst) -> None:
@@ -239,6 +282,16 @@ def _print(b: Burst) -> None:
         f"{k} {v / b.n:.2f}" for k, v in sorted(b.parts_cpu_s.items(), key=lambda kv: -kv[1])
     )
     print(f"|   {b.launcher}: stack CPU-s per export by part: {per_part} |", flush=True)
+    pg = "; ".join(
+        f"{db} " + ", ".join(f"{k} {v / b.n:.1f}" for k, v in counters.items())
+        for db, counters in sorted(b.pg.items())
+    )
+    print(f"|   {b.launcher}: PostgreSQL per export: {pg} |", flush=True)
+    events = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.events.items())
+    print(
+        f"|   {b.launcher}: Dagster event-log rows per export: {sum(b.events.values()) / b.n:.1f} ({events}) |",
+        flush=True,
+    )
 
 
 HEADER = (
