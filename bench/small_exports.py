@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -54,6 +55,7 @@ class Burst:
     load: str
     pg: dict[str, dict[str, int]]
     events: dict[str, int]
+    connections: dict[str, int]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -184,6 +186,8 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
 
     sessions = _stack_sessions(stack)
     pg0 = _pg_counters(stack)
+    pg_log = stack.home / "logs" / "postgres.log"
+    pg_log_offset = pg_log.stat().st_size if pg_log.exists() else 0
     threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
@@ -231,7 +235,34 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
         " ".join(load),
         {db: {k: v - pg0.get(db, {}).get(k, 0) for k, v in c.items()} for db, c in pg1.items()},
         _events_per_type(stack, created),
+        _connections_by_application(pg_log, pg_log_offset),
     )
+
+
+def _connections_by_application(log: Path, offset: int) -> dict[str, int]:
+    """PostgreSQL connections opened since `offset`, by application_name (log_connections is on)."""
+    if not log.exists():
+        return {}
+    with open(log, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    counts: dict[str, int] = {}
+    for match in re.finditer(r"connection authorized: .*?(?:application_name=(\S+))?$", text, re.M):
+        name = match.group(1) or "(none)"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _log_connections(stack: LocalStack) -> None:
+    """Have PostgreSQL log every connection with its application_name (counted per burst)."""
+    if stack.postgres is None:
+        return
+    conn = psycopg2.connect(stack.postgres.url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET log_connections = 'on'")
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
 
 
 _PG_COUNTERS = ("sessions", "xact_commit", "tup_inserted", "tup_updated", "tup_returned")
@@ -288,6 +319,8 @@ def _print(b: Burst) -> None:
     )
     print(f"|   {b.launcher}: PostgreSQL per export: {pg} |", flush=True)
     events = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.events.items())
+    conns = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.connections.items())
+    print(f"|   {b.launcher}: PostgreSQL connections opened per export, by application: {conns} |", flush=True)
     print(
         f"|   {b.launcher}: Dagster event-log rows per export: {sum(b.events.values()) / b.n:.1f} ({events}) |",
         flush=True,
@@ -330,6 +363,7 @@ def main() -> int:
     try:
         stack.start_storage()
         stack.seed(args.rows)
+        _log_connections(stack)
         print(HEADER, flush=True)
         for launcher in args.launchers.split(","):
             stack.start_services(launcher=launcher, worker_nodes=args.worker_nodes)
