@@ -12,11 +12,11 @@ so every run is a task in a process that already holds Dagster and the project: 
 no imports, per export.
 
 The `execute_job` task is dagster-celery's, with one difference: dagster-celery opens a new
-`DagsterInstance` per task (loading dagster.yaml, building the storages, inspecting their tables, a
-Celery app for the launcher) and every storage call opens a new PostgreSQL connection (NullPool). Here
-each pool process opens its instance once, at its first run, and keeps a small connection pool, as
-Dagster's own webserver does (`optimize_for_webserver`). The run itself goes through the same Dagster
-entry point (`_execute_run_command_body`), so run storage, events, retries and termination are unchanged.
+`DagsterInstance` per task (loading dagster.yaml, building the storages and inspecting their tables,
+a Celery app for the launcher) and closes it after the run. Here each pool process opens its instance
+once, at its first run, and keeps it, with its pooled connections (`export_engine.dagster_storage`).
+The run itself goes through the same Dagster entry point (`_execute_run_command_body`), so run
+storage, events, retries, monitoring and termination are unchanged.
 """
 
 from __future__ import annotations
@@ -33,11 +33,6 @@ from dagster_celery.config import TASK_EXECUTE_JOB_NAME
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tasks import create_resume_job_task
 
-# Connections a pool process keeps to the Dagster DB: one at rest; a run's event writes and the
-# reconciler-visible status updates come from one thread at a time, so overflow is rarely used.
-POOL_MAX_OVERFLOW = 4
-POOL_RECYCLE_SECONDS = 3600
-
 _instance: DagsterInstance | None = None
 _instance_lock = threading.Lock()
 
@@ -47,11 +42,7 @@ def process_instance() -> DagsterInstance:
     global _instance
     with _instance_lock:
         if _instance is None:
-            instance = DagsterInstance.get()
-            instance.optimize_for_webserver(
-                statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
-            )
-            _instance = instance
+            _instance = DagsterInstance.get()
         return _instance
 
 
