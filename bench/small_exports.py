@@ -33,6 +33,7 @@ import httpx
 import psycopg2
 
 from api.security import issue_token
+from bench import latency_modes
 from export_engine.local_stack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET
 
@@ -320,7 +321,9 @@ def _print(b: Burst) -> None:
     print(f"|   {b.launcher}: PostgreSQL per export: {pg} |", flush=True)
     events = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.events.items())
     conns = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.connections.items())
-    print(f"|   {b.launcher}: PostgreSQL connections opened per export, by application: {conns} |", flush=True)
+    print(
+        f"|   {b.launcher}: PostgreSQL connections opened per export, by application: {conns} |", flush=True
+    )
     print(
         f"|   {b.launcher}: Dagster event-log rows per export: {sum(b.events.values()) / b.n:.1f} ({events}) |",
         flush=True,
@@ -348,6 +351,12 @@ def main() -> int:
     parser.add_argument("--rss-exports", type=int, default=1000, help="worker RSS after this many (0: skip)")
     parser.add_argument("--launchers", default="default,celery", help="which, in order (default,celery)")
     parser.add_argument("--worker-nodes", type=int, default=2)
+    parser.add_argument("--singles", type=int, default=0, help="then K tiny exports one at a time (0: skip)")
+    parser.add_argument(
+        "--fairness",
+        action="store_true",
+        help="then another owner's tiny exports while one owner has 30 large",
+    )
     args = parser.parse_args()
     assert args.n <= 20 * USERS, "at most 20 distinct months per owner and phase"
 
@@ -372,6 +381,10 @@ def main() -> int:
             result = burst(stack, launcher, n)
             results.append(result)
             _print(result)
+            if args.singles:
+                latency_modes.singles(stack, launcher, args.singles)
+            if args.fairness and launcher == "celery":
+                latency_modes.fairness(stack, launcher, max(args.singles, 5))
             if launcher == "celery" and args.rss_exports:
                 _rss_series(stack, args)
             stack.stop_services()
