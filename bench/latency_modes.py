@@ -35,19 +35,22 @@ def _post(client: httpx.Client, owner: str, body: dict) -> tuple[str, float]:
 
 def _wait_done(stack: LocalStack, reference_id: str) -> tuple[str, float]:
     """(status, POST -> end seconds by the database's clock) once the export left PENDING/RUNNING."""
-    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
-        while True:
-            cur.execute(
-                "SELECT status, extract(epoch FROM coalesce(completed_at, now()) - created_at)"
-                " FROM exports WHERE reference_id = %s",
-                (reference_id,),
-            )
-            status, seconds = cur.fetchone()
-            conn.commit()
-            if status not in _ACTIVE:
-                conn.close()
-                return status, float(seconds)
-            time.sleep(0.05)
+    conn = psycopg2.connect(stack.env["DATABASE_URL"])
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            while True:
+                cur.execute(
+                    "SELECT status, extract(epoch FROM coalesce(completed_at, now()) - created_at)"
+                    " FROM exports WHERE reference_id = %s",
+                    (reference_id,),
+                )
+                status, seconds = cur.fetchone()
+                if status not in _ACTIVE:
+                    return status, float(seconds)
+                time.sleep(0.05)
+    finally:
+        conn.close()
 
 
 def _tiny(k: int, salt: int) -> dict:
@@ -113,14 +116,17 @@ def fairness(stack: LocalStack, launcher: str, k: int, *, large: int = 30) -> No
         refs = [_post(client, big_owner, body)[0] for _ in range(large)]
     time.sleep(1.0)  # the queue has taken the first ones
     post_ms, done_s = _singles(stack, "demo-user-8", k, salt=11)
-    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FILTER (WHERE status IN ('PENDING', 'RUNNING')), max(row_count)"
-            " FROM exports WHERE reference_id = ANY(%s)",
-            (refs,),
-        )
-        still_active, rows = cur.fetchone()
-    conn.close()
+    conn = psycopg2.connect(stack.env["DATABASE_URL"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE status IN ('PENDING', 'RUNNING')), max(row_count)"
+                " FROM exports WHERE reference_id = ANY(%s)",
+                (refs,),
+            )
+            still_active, rows = cur.fetchone()
+    finally:
+        conn.close()
     ratio = statistics.median(done_s) / unloaded if done_s else float("nan")
     print(
         f"| {launcher}: another owner's tiny exports while {large} large ({rows} rows, XLSX) were queued: "
