@@ -63,7 +63,7 @@ def _tiny(k: int, salt: int) -> dict:
 
 
 def _singles(stack: LocalStack, owner: str, k: int, salt: int) -> tuple[list[float], list[float]]:
-    post_ms, done_s = [], []
+    post_ms, done_s, refs = [], [], []
     with httpx.Client(base_url=stack.api_url, timeout=120) as client:
         for i in range(k):
             ref, ms = _post(client, owner, _tiny(i, salt))
@@ -73,7 +73,51 @@ def _singles(stack: LocalStack, owner: str, k: int, salt: int) -> tuple[list[flo
                 continue
             post_ms.append(ms)
             done_s.append(seconds)
+            refs.append(ref)
+    print(f"|   where the time goes (median s after the export row was created): {_phases(stack, refs)} |")
     return post_ms, done_s
+
+
+_PHASES = (
+    "PIPELINE_ENQUEUED",
+    "PIPELINE_STARTING",
+    "PIPELINE_START",
+    "STEP_START",
+    "STEP_SUCCESS",
+    "PIPELINE_SUCCESS",
+)
+
+
+def _phases(stack: LocalStack, refs: list[str]) -> str:
+    """The run's events (Dagster DB) against the export row's created_at / completed_at (export DB)."""
+    if not refs:
+        return "-"
+    exports = psycopg2.connect(stack.env["DATABASE_URL"])
+    dagster = psycopg2.connect(stack.env["DAGSTER_PG_URL"])
+    try:
+        with exports.cursor() as cur:
+            cur.execute(
+                "SELECT dagster_run_id, extract(epoch FROM created_at), extract(epoch FROM completed_at)"
+                " FROM exports WHERE reference_id = ANY(%s)",
+                (refs,),
+            )
+            rows = cur.fetchall()
+        offsets: dict[str, list[float]] = {}
+        for run_id, created, completed in rows:
+            with dagster.cursor() as cur:
+                cur.execute(
+                    "SELECT dagster_event_type, extract(epoch FROM min(timestamp)) FROM event_logs"
+                    " WHERE run_id = %s AND dagster_event_type = ANY(%s) GROUP BY 1",
+                    (run_id, list(_PHASES)),
+                )
+                for kind, at in cur.fetchall():
+                    offsets.setdefault(kind, []).append(float(at) - float(created))
+            offsets.setdefault("row COMPLETED", []).append(float(completed) - float(created))
+    finally:
+        exports.close()
+        dagster.close()
+    order = [*_PHASES, "row COMPLETED"]
+    return ", ".join(f"{k} {statistics.median(offsets[k]):.2f}" for k in order if k in offsets)
 
 
 def _summary(post_ms: list[float], done_s: list[float]) -> str:
