@@ -395,6 +395,7 @@ def main() -> int:
 
 def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
     done = args.n + 4  # the workers ran this burst and their own 4-export warm-up
+    done += args.singles + (2 * max(args.singles, 5) + 30 if args.fairness else 0)  # and the latency modes
     marks: dict[int, tuple[list[float], list[float]] | None] = {100: None, args.rss_exports: None}
     while done < args.rss_exports:
         n = min(USERS, args.rss_exports - done)
