@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint test-unit compose-test bench bench-small load clean
+.PHONY: install run test lint test-unit compose-test bench bench-packages bench-small load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ compose-test: $(STAMP)  ## as root: builds the Dockerfile, starts docker-compose
 
 bench: $(STAMP)  ## side-by-side throughput and memory vs. raw COPY
 	$(BIN)/python -m bench.export_bench $(ARGS)
+
+bench-packages: $(STAMP)  ## a package (streamed ZIP) vs the single-dataset export of the same rows, 1M and 10M
+	$(BIN)/python -m bench.package_bench $(ARGS)
 
 bench-small: $(STAMP)  ## N tiny exports at once: fresh run process per export vs Celery run workers, same run
 	$(BIN)/python -m bench.small_exports $(ARGS)

@@ -75,8 +75,8 @@ _FIELD_PREFIX = re.compile(r"(?P<field>[a-z_]+(?:\.[a-z_]+)*): (?P<message>.+)",
 class ExportNotFound(GatewayError):
     status_code = 404
 
-    def __init__(self, reference_id: str) -> None:
-        super().__init__(f"export {reference_id!r} not found")
+    def __init__(self, reference_id: str, kind: str = "export") -> None:
+        super().__init__(f"{kind} {reference_id!r} not found")
 
 
 class ExportNotReady(GatewayError):

@@ -10,8 +10,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
-from export_engine.submission import EXPORT_JOB_NAME, run_config_for, run_tags_with_deadline
+from export_engine.submission import job_name_for, run_config_for, run_tags_with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class LaunchError(Exception):
 
 
 class RunLauncher(Protocol):
-    def submit(self, reference_id: str, spec: ExportSpec) -> str: ...
+    def submit(self, reference_id: str, spec: ExportSpec | PackageSpec) -> str: ...
 
     def terminate(self, run_id: str) -> None: ...
 
@@ -90,7 +91,7 @@ class DagsterRunLauncher:
             raise LaunchError(f"Dagster could not list runs: {runs.get('message', runs['__typename'])}")
         return runs["results"][0]["runId"] if runs["results"] else None
 
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+    def submit(self, reference_id: str, spec: ExportSpec | PackageSpec) -> str:
         existing = self.find_run(reference_id)
         if existing:
             return existing
@@ -99,9 +100,9 @@ class DagsterRunLauncher:
             "selector": {
                 "repositoryLocationName": self._location_name,
                 "repositoryName": "__repository__",
-                "jobName": EXPORT_JOB_NAME,
+                "jobName": job_name_for(spec.kind),
             },
-            "runConfigData": run_config_for(reference_id),
+            "runConfigData": run_config_for(reference_id, spec.kind),
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         }
         result = self._execute(_LAUNCH_RUN, {"executionParams": params})["launchRun"]

@@ -19,7 +19,7 @@ from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.openapi import install_openapi
-from api.routes import datasets, exports, filter_values, health
+from api.routes import datasets, exports, filter_values, health, packages
 from api.routes.docs import install_docs
 from api.routes.stream import install_streams
 from api.routes.web import install_web
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         app.state.internal_app = internal
     install_streams(app, settings)  # before `exports`: /export/stream is not an export id
     app.include_router(exports.router)
+    app.include_router(packages.router)
     app.include_router(datasets.router)
     app.include_router(filter_values.router)
     install_docs(app)

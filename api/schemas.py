@@ -106,8 +106,12 @@ class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     table_name: str = Field(min_length=1, max_length=128, description="a dataset id from `GET /datasets`")
-    date_from: StrictDate
-    date_to: StrictDate
+    date_from: StrictDate | None = Field(
+        None, description="first day, inclusive; default: the day of your first row in the dataset"
+    )
+    date_to: StrictDate | None = Field(
+        None, description="last day, inclusive; default: today (BUSINESS_TIMEZONE)"
+    )
     force_refresh: bool = Field(False, strict=True)
     format: Annotated[FormatName, BeforeValidator(_format_alias)] = Field(
         "csv", description="`excel` is accepted for xlsx; pdf: a printable statement, transactions only"
@@ -118,10 +122,10 @@ class ExportRequest(BaseModel):
 
     @field_validator("date_to")
     @classmethod
-    def _range_is_ordered(cls, date_to: date, info: ValidationInfo) -> date:
+    def _range_is_ordered(cls, date_to: date | None, info: ValidationInfo) -> date | None:
         """On `date_to`, so the 422 names a field a form can show the message next to."""
         date_from = info.data.get("date_from")
-        if date_from is not None and date_from > date_to:
+        if date_from is not None and date_to is not None and date_from > date_to:
             raise ValueError(f"date_from ({date_from}) is after date_to ({date_to})")
         return date_to
 

@@ -6,6 +6,7 @@ The key is an HMAC secret (HS256/384/512), a PEM public key, or the identity pro
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ class TokenPolicy:
     jwks_url: str | None = None
     audience: str | None = None
     issuer: str | None = None
+    max_lifetime_seconds: int | None = None  # a token whose `exp` is further away is refused
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenPolicy:
@@ -51,6 +53,7 @@ class TokenPolicy:
             jwks_url=None if hmac else settings.jwt_jwks_url,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+            max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
         )
 
 
@@ -101,6 +104,12 @@ class TokenVerifier:
             raise AuthError(f"token issuer is not accepted; expected {policy.issuer!r}") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"token is invalid: {exc}") from exc
+        limit = policy.max_lifetime_seconds
+        if limit is not None and float(claims["exp"]) - time.time() > limit:
+            raise AuthError(
+                f"token lives too long: it expires more than {limit} seconds from now "
+                "(JWT_MAX_LIFETIME_SECONDS); ask for a shorter-lived token"
+            )
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise AuthError("token subject must be a non-empty string")
@@ -125,8 +134,6 @@ def issue_token(
     **claims: object,
 ) -> str:
     """Dev and test helper: a token for `subject` (production tokens come from your identity provider)."""
-    import time
-
     now = int(time.time())
     payload = {"sub": subject, "iat": now, "exp": now + ttl_seconds, **claims}
     return jwt.encode(payload, secret, algorithm=algorithm)

@@ -50,6 +50,7 @@ class Dataset:
     filters: dict[str, DatasetFilter] = field(default_factory=dict)
     formats: tuple[str, ...] = tuple(FORMATS)
     max_span_days: int | None = None  # longest date range one export may cover; None: no limit
+    whole_history_in_packages: bool = False  # `package_history: whole`: entities (accounts, tags)
 
     def is_array(self, column: str) -> bool:
         return self.columns[column].endswith("[]")
@@ -96,6 +97,7 @@ def load_catalog(path: Path, *, default_max_span_days: int | None = None) -> Cat
                 filters=_filters(dataset_id, entry.get("filters") or {}),
                 formats=tuple(entry.get("formats") or FORMATS),
                 max_span_days=_span(dataset_id, entry.get("max_span_days", default_max_span_days)),
+                whole_history_in_packages=_package_history(dataset_id, entry.get("package_history")),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise CatalogError(f"catalog entry {dataset_id!r} is malformed: missing {exc}") from exc
@@ -104,6 +106,12 @@ def load_catalog(path: Path, *, default_max_span_days: int | None = None) -> Cat
     if not datasets:
         raise CatalogError(f"catalog {path} lists no datasets")
     return Catalog(datasets)
+
+
+def _package_history(dataset_id: str, value: object) -> bool:
+    if value not in (None, "range", "whole"):
+        raise CatalogError(f"catalog entry {dataset_id!r}: package_history must be 'range' or 'whole'")
+    return value == "whole"
 
 
 def _span(dataset_id: str, value: object) -> int | None:

@@ -31,6 +31,11 @@ def period_end(date_to: date, time_grain: str) -> date:
     raise ValueError(f"unknown time grain {time_grain!r}")
 
 
+def business_today(now: datetime, timezone: str) -> date:
+    """The calendar day `now` falls on in the business time zone: what "today" means for a range."""
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
 def final_at(*, date_to: date, time_grain: str, timezone: str, settlement_lag: timedelta) -> datetime:
     """The moment the data of a range ending on `date_to` stops changing (an aware datetime)."""
     end = period_end(date_to, time_grain)

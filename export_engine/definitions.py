@@ -8,6 +8,7 @@ import dagster as dg
 
 from export_engine.jobs import export_job
 from export_engine.maintenance import retention_job, retention_schedule
+from export_engine.package_jobs import package_job
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.sensors import export_reconciler_sensor
 from export_engine.settings import get_settings
@@ -22,7 +23,7 @@ def _from_settings(resource_cls: Any) -> dg.ResourceDefinition:
 
 
 defs = dg.Definitions(
-    jobs=[export_job, retention_job],
+    jobs=[export_job, package_job, retention_job],
     schedules=[retention_schedule],
     sensors=[export_reconciler_sensor],
     resources={

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from export_engine.errors import ExportRequestError
 from export_engine.formats import FormatSpec, output_format
@@ -82,6 +82,7 @@ class ExportSpec:
     columns: tuple[str, ...] = ()
     filters: Filters = field(default_factory=Filters)
     column_subset: bool = False  # not every catalog column, or not in catalog order: names the file
+    kind: ClassVar[str] = "export"  # the `exports.kind` of its row (a package is `PackageSpec`)
 
     @classmethod
     def for_dataset(

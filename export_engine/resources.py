@@ -32,6 +32,7 @@ class S3StorageResource(S3BucketMethods, dg.ConfigurableResource):
 
     bucket: str
     endpoint_url: str | None = None
+    public_endpoint_url: str | None = None
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: str | None = None

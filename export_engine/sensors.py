@@ -27,10 +27,11 @@ from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.db.session import session_factory
 from export_engine.jobs import export_job
-from export_engine.request import ExportSpec
+from export_engine.package import stored_spec
+from export_engine.package_jobs import package_job
 from export_engine.resources import ExportDbResource, S3StorageResource
 from export_engine.settings import Settings, get_settings
-from export_engine.submission import run_config_for, run_tags_with_deadline
+from export_engine.submission import job_name_for, run_config_for, run_tags_with_deadline
 
 ORPHAN_GRACE = timedelta(seconds=10)  # the gateway submits right after its commit; give it that long
 RETRY_GRACE = timedelta(seconds=120)  # Dagster's retry daemon launches a promised retry within seconds
@@ -41,7 +42,9 @@ _WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
 _LIVE = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 
 
-@dg.sensor(job=export_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    jobs=[export_job, package_job], minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def export_reconciler_sensor(
     context: dg.SensorEvaluationContext,
     export_db: dg.ResourceParam[ExportDbResource],
@@ -96,11 +99,12 @@ def _reconcile(
         if tagged is not None:
             repo.record_run(ref, tagged.run_id)
             return None
-        spec = ExportSpec.from_canonical(export.params)
-        context.log.info("submitting export %s, which has no run", ref)
+        spec = stored_spec(export.params)
+        context.log.info("submitting %s %s, which has no run", export.kind, ref)
         return dg.RunRequest(
             run_key=ref,
-            run_config=run_config_for(ref),
+            job_name=job_name_for(export.kind),
+            run_config=run_config_for(ref, export.kind),
             tags=run_tags_with_deadline(ref, spec, settings.export_max_runtime_seconds),
         )
 
@@ -177,8 +181,6 @@ def _run_failure_reason(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str
 def _abort_uploads(context: dg.SensorEvaluationContext, storage: S3StorageResource, export: Export) -> None:
     """Best effort: the status is already written; retention aborts whatever this misses."""
     try:
-        storage.abort_uploads_under(
-            ExportSpec.from_canonical(export.params).object_prefix(export.reference_id)
-        )
+        storage.abort_uploads_under(stored_spec(export.params).object_prefix(export.reference_id))
     except Exception as exc:
         context.log.warning("export %s: could not abort its uploads yet: %s", export.reference_id, exc)

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
 
     # Object storage
     s3_endpoint_url: str | None = Field(None, description="unset for AWS; http://host:port for MinIO/moto")
+    s3_public_endpoint_url: str | None = Field(
+        None,
+        description="where users reach S3, when not at S3_ENDPOINT_URL (download links are signed for it)",
+    )
     s3_bucket: str = "exports"
     s3_region: str = "us-east-1"
     aws_access_key_id: str | None = None
@@ -113,6 +117,11 @@ class Settings(BaseSettings):
     )
     jwt_audience: str | None = Field(None, description="when set, tokens must carry this `aud`")
     jwt_issuer: str | None = Field(None, description="when set, tokens must carry this `iss`")
+    jwt_max_lifetime_seconds: int | None = Field(
+        7 * 24 * 3600,
+        ge=60,
+        description="a token whose `exp` is further away than this is refused (None: no limit)",
+    )
     max_request_body_bytes: int = Field(
         1024 * 1024, ge=1024, description="a larger request body is refused with 413 before it is parsed"
     )

@@ -18,7 +18,7 @@ from export_engine.settings import DEFAULT_PART_SIZE_MB, Settings
 from export_engine.streaming import MIB, MultipartUploadStream
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _s3_client(endpoint_url: str | None, region: str, access_key: str | None, secret_key: str | None) -> Any:
     return boto3.client(
         "s3",
@@ -39,10 +39,14 @@ def _s3_client(endpoint_url: str | None, region: str, access_key: str | None, se
 
 class S3BucketMethods:
     """Pipelined multipart uploads in, SigV4 presigned GETs out; needs `bucket`, `endpoint_url`,
-    `region`, `access_key_id`, `secret_access_key` and `part_size_mb`."""
+    `public_endpoint_url`, `region`, `access_key_id`, `secret_access_key` and `part_size_mb`.
+
+    A SigV4 signature covers the host, so links are signed for the host users reach
+    (`public_endpoint_url`), which need not be the one the services use (`endpoint_url`)."""
 
     bucket: str
     endpoint_url: str | None
+    public_endpoint_url: str | None
     region: str
     access_key_id: str | None
     secret_access_key: str | None
@@ -66,7 +70,13 @@ class S3BucketMethods:
         )
 
     def presign(self, key: str, *, ttl_seconds: int, filename: str, content_type: str) -> str:
-        return self.client.generate_presigned_url(
+        signer = _s3_client(
+            self.public_endpoint_url or self.endpoint_url,
+            self.region,
+            self.access_key_id,
+            self.secret_access_key,
+        )
+        return signer.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,
@@ -148,6 +158,7 @@ class S3BucketMethods:
 class S3Storage(S3BucketMethods):
     bucket: str
     endpoint_url: str | None = None
+    public_endpoint_url: str | None = None
     region: str = "us-east-1"
     access_key_id: str | None = None
     secret_access_key: str | None = None
@@ -159,6 +170,7 @@ class S3Storage(S3BucketMethods):
         return cls(
             bucket=settings.s3_bucket,
             endpoint_url=settings.s3_endpoint_url or None,
+            public_endpoint_url=settings.s3_public_endpoint_url or None,
             region=settings.s3_region,
             access_key_id=settings.aws_access_key_id,
             secret_access_key=secret.get_secret_value() if secret else None,

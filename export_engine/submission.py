@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
 
 EXPORT_JOB_NAME = "export_job"
+PACKAGE_JOB_NAME = "package_job"
+_JOB_AND_OP = {"export": (EXPORT_JOB_NAME, "export_op"), "package": (PACKAGE_JOB_NAME, "package_op")}
 
 
-def run_config_for(reference_id: str) -> dict[str, Any]:
+def job_name_for(kind: str = "export") -> str:
+    """The Dagster job that runs an `exports` row of this kind."""
+    return _JOB_AND_OP[kind][0]
+
+
+def run_config_for(reference_id: str, kind: str = "export") -> dict[str, Any]:
     """Only the reference id: the op reads what to export from the export's row."""
-    return {"ops": {"export_op": {"config": {"reference_id": reference_id}}}}
+    return {"ops": {_JOB_AND_OP[kind][1]: {"config": {"reference_id": reference_id}}}}
 
 
-def run_tags_for(reference_id: str, spec: ExportSpec) -> dict[str, str]:
+def run_tags_for(reference_id: str, spec: ExportSpec | PackageSpec) -> dict[str, str]:
     """Tags the Dagster UI filters by; `reference_id` also makes a submission findable before retrying it."""
     return {
         "reference_id": reference_id,
@@ -25,6 +33,8 @@ def run_tags_for(reference_id: str, spec: ExportSpec) -> dict[str, str]:
     }
 
 
-def run_tags_with_deadline(reference_id: str, spec: ExportSpec, max_runtime_seconds: int) -> dict[str, str]:
+def run_tags_with_deadline(
+    reference_id: str, spec: ExportSpec | PackageSpec, max_runtime_seconds: int
+) -> dict[str, str]:
     """The run tags plus Dagster's run-monitor deadline: a run stuck past it is terminated."""
     return {**run_tags_for(reference_id, spec), "dagster/max_runtime": str(max_runtime_seconds)}

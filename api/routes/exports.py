@@ -14,8 +14,9 @@ from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, Settings
 from api.errors import ErrorBody
 from api.launcher import RunLauncher
 from api.openapi import bearer, errors
-from api.schemas import ExportCreated, ExportPage, ExportRequest, ExportStatusName, ExportView
+from api.schemas import ExportCreated, ExportPage, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
+from api.services.date_range import DatedExportRequest
 from api.services.exports import (
     ReusePolicy,
     create_export,
@@ -30,6 +31,7 @@ from api.services.streams import check_pdf_rows
 from api.source_lookups import check_owned_values, fill_progress
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
+from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
 
@@ -56,7 +58,7 @@ router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
     },
 )
 def post_export(
-    body: ExportRequest,
+    body: DatedExportRequest,
     request: Request,
     response: Response,
     background: BackgroundTasks,
@@ -219,7 +221,7 @@ _SUBMISSIONS = anyio.CapacityLimiter(4)
 
 
 async def _submit_in_background(
-    state: Any, launcher: RunLauncher, reference_id: str, spec: ExportSpec
+    state: Any, launcher: RunLauncher, reference_id: str, spec: ExportSpec | PackageSpec
 ) -> None:
     """After the 202 went out. A gateway that stops first loses nothing: the export is PENDING without a
     run, and `export_reconciler_sensor` submits it after its grace period."""

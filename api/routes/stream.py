@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from api.deps import CatalogDep, PrincipalDep, SettingsDep
 from api.errors import TooManyStreams
 from api.openapi import bearer, errors
-from api.schemas import ExportRequest
+from api.services.date_range import DatedExportRequest
 from api.services.streams import PreparedStream, prepare_stream
 from export_engine.formats import FORMATS
 from export_engine.settings import Settings
@@ -129,7 +129,7 @@ class _FileResponse(StreamingResponse):
     },
 )
 def stream_export(
-    body: ExportRequest,
+    body: DatedExportRequest,
     request: Request,
     principal: PrincipalDep,
     catalog: CatalogDep,

@@ -33,16 +33,17 @@ def cancel_export(
     reference_id: str,
     launcher: RunLauncher,
     storage: S3Storage,
+    kind: str = "export",
 ) -> Export:
     with session.begin():
-        export = get_export(session=session, principal=principal, reference_id=reference_id)
+        export = get_export(session=session, principal=principal, reference_id=reference_id, kind=kind)
         lifecycle.lock_dedup_key(session, export.dedup_key)
         canceled = lifecycle.cancel(session, export.reference_id)
         if canceled is None:
             current = _reread(session, export.reference_id)
             if current.status not in lifecycle.FINISHED or not current.s3_key:
                 raise ExportConflict(
-                    f"export {export.reference_id!r} is {current.status}; there is nothing to cancel or delete"
+                    f"{kind} {export.reference_id!r} is {current.status}; there is nothing to cancel or delete"
                 )
             lifecycle.expire_object(session, current.s3_key)
             storage.delete(current.s3_key)  # raises: the transaction rolls back, nothing changed

@@ -35,6 +35,7 @@ from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
 from export_engine.dedup import Decision, decide, final_at
 from export_engine.errors import CatalogError, ExportRequestError
+from export_engine.package import PackageSpec, stored_spec
 from export_engine.request import ExportSpec
 from export_engine.settings import Settings
 from export_engine.storage import S3Storage
@@ -49,7 +50,7 @@ LOCK_TIMEOUT_MS = 5000  # identical requests queue on the key's lock; none holds
 class CreateResult:
     export: Export
     outcome: Outcome
-    to_submit: ExportSpec | None = None  # created with `defer_submission`: the caller hands it to Dagster
+    to_submit: ExportSpec | PackageSpec | None = None  # with `defer_submission`: the caller submits it
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,46 @@ def create_export(
     PENDING + RUNNING exports (None: no cap). With `defer_submission` a new export is only committed
     PENDING and returned with `to_submit`: the caller calls `submit_export` once it has answered."""
     dataset, spec = spec_for(catalog, principal, request)
-    key = spec.dedup_key
     final_since = final_at(
         date_to=spec.date_to,
         time_grain=dataset.time_grain,
         timezone=policy.timezone,
         settlement_lag=policy.settlement_lag,
     )
+    return create_for_spec(
+        session=session,
+        spec=spec,
+        final_since=final_since,
+        force_refresh=request.force_refresh,
+        launcher=launcher,
+        storage=storage,
+        policy=policy,
+        owner_limit=owner_limit,
+        now=now,
+        defer_submission=defer_submission,
+    )
+
+
+def create_for_spec(
+    *,
+    session: Session,
+    spec: ExportSpec | PackageSpec,
+    final_since: datetime,
+    force_refresh: bool,
+    launcher: RunLauncher,
+    storage: S3Storage,
+    policy: ReusePolicy,
+    owner_limit: int | None = None,
+    now: datetime | None = None,
+    defer_submission: bool = False,
+) -> CreateResult:
+    """The dedup rules for a canonical spec of either kind (an export, or a package: its key is never
+    an export's), whose data is final from `final_since`. With `defer_submission` a new one is only
+    committed PENDING and returned with `to_submit`: the caller calls `submit_export` once it answered."""
+    key = spec.dedup_key
     now = now or lifecycle.db_now(session)
     session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
-    final = not request.force_refresh and now >= final_since
+    final = not force_refresh and now >= final_since
     checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
 
     with session.begin():
@@ -112,7 +143,7 @@ def create_export(
                 reusable = candidate
             active = _final_in_flight(session, key, final_since)
         decision = decide(
-            force_refresh=request.force_refresh,
+            force_refresh=force_refresh,
             now=now,
             final_since=final_since,
             file_available=reusable is not None,
@@ -121,18 +152,18 @@ def create_export(
         if decision is Decision.REUSE and reusable is not None:
             reuse = lifecycle.create_reuse(session, spec, reusable)
             log.info(
-                "export reused",
+                f"{spec.kind} reused",
                 extra={"reference_id": reuse.reference_id, "reused_from_ref": reusable.reference_id},
             )
             return CreateResult(reuse, "reused")
         if decision is Decision.ATTACH and active is not None:
-            log.info("export attached", extra={"reference_id": active.reference_id})
+            log.info(f"{spec.kind} attached", extra={"reference_id": active.reference_id})
             return CreateResult(active, "attached")
         if owner_limit is not None:
             check_owner_cap(session, owner=spec.owner, limit=owner_limit)
         export = lifecycle.create_pending(session, spec)
 
-    log.info("export created", extra={"reference_id": export.reference_id, "dedup_key": key})
+    log.info(f"{spec.kind} created", extra={"reference_id": export.reference_id, "dedup_key": key})
     if defer_submission:
         return CreateResult(export, "created", to_submit=spec)
     _submit(session, launcher, export, spec)
@@ -140,7 +171,11 @@ def create_export(
 
 
 def submit_export(
-    *, sessions: sessionmaker[Session], launcher: RunLauncher, reference_id: str, spec: ExportSpec
+    *,
+    sessions: sessionmaker[Session],
+    launcher: RunLauncher,
+    reference_id: str,
+    spec: ExportSpec | PackageSpec,
 ) -> str | None:
     """Hand a committed PENDING export to Dagster and remember its run; None if Dagster could not
     take it now (the reconciler submits it after its grace period)."""
@@ -162,6 +197,8 @@ def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> 
         dataset = catalog.get(request.table_name)
     except CatalogError as exc:
         raise DatasetUnknown(str(exc)) from exc
+    if request.date_from is None or request.date_to is None:  # the routes fill them in first
+        raise InvalidRequest("date range: date_from and date_to are both needed here")
     try:
         spec = ExportSpec.for_dataset(
             dataset,
@@ -225,7 +262,7 @@ def _checked_candidate(
     return _Checked(candidate.s3_key, missing=not storage.exists(candidate.s3_key))
 
 
-def _submit(session: Session, launcher: RunLauncher, export: Export, spec: ExportSpec) -> None:
+def _submit(session: Session, launcher: RunLauncher, export: Export, spec: ExportSpec | PackageSpec) -> None:
     """Hand the committed export to Dagster; if Dagster is unreachable the reconciler submits it later."""
     try:
         run_id = launcher.submit(export.reference_id, spec)
@@ -239,15 +276,16 @@ def _submit(session: Session, launcher: RunLauncher, export: Export, spec: Expor
     export.dagster_run_id = export.dagster_run_id or run_id
 
 
-def get_export(*, session: Session, principal: Principal, reference_id: str) -> Export:
-    """The caller's export; someone else's is indistinguishable from a missing one."""
+def get_export(*, session: Session, principal: Principal, reference_id: str, kind: str = "export") -> Export:
+    """The caller's export (or package); someone else's is indistinguishable from a missing one, and so
+    is a row of the other kind."""
     try:
         uuid.UUID(reference_id)
     except ValueError:
-        raise ExportNotFound(reference_id) from None
+        raise ExportNotFound(reference_id, kind) from None
     export = session.get(Export, reference_id)
-    if export is None or export.owner != principal.subject:
-        raise ExportNotFound(reference_id)
+    if export is None or export.owner != principal.subject or export.kind != kind:
+        raise ExportNotFound(reference_id, kind)
     return export
 
 
@@ -263,7 +301,7 @@ def signed_download(
     ttl = int((expires_at - now).total_seconds())
     if ttl <= 0:
         return None
-    spec = ExportSpec.from_canonical(export.params)
+    spec = stored_spec(export.params)
     url = storage.presign(
         export.s3_key,
         ttl_seconds=ttl,
@@ -274,23 +312,29 @@ def signed_download(
 
 
 def download_location(
-    *, session: Session, principal: Principal, reference_id: str, storage: S3Storage, ttl_seconds: int
+    *,
+    session: Session,
+    principal: Principal,
+    reference_id: str,
+    storage: S3Storage,
+    ttl_seconds: int,
+    kind: str = "export",
 ) -> str:
     """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
-    export = get_export(session=session, principal=principal, reference_id=reference_id)
+    export = get_export(session=session, principal=principal, reference_id=reference_id, kind=kind)
     if export.status == ExportStatus.EXPIRED.value:
         raise ExportFileGone(
-            f"the file of export {reference_id!r} was deleted (status EXPIRED); request the export again"
+            f"the file of {kind} {reference_id!r} was deleted (status EXPIRED); request the {kind} again"
         )
     if export.status != ExportStatus.COMPLETED.value:
         raise ExportNotReady(
-            f"export {reference_id!r} is {export.status}; only a COMPLETED export has a file"
+            f"{kind} {reference_id!r} is {export.status}; only a COMPLETED {kind} has a file"
         )
     now = lifecycle.db_now(session)
     signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=now)
     if signed is None or not storage.exists(export.s3_key or ""):
         raise ExportFileGone(
-            f"the file of export {reference_id!r} no longer exists; request the export again"
+            f"the file of {kind} {reference_id!r} no longer exists; request the {kind} again"
         )
     return signed[0]
 
@@ -308,9 +352,10 @@ def list_exports(
     limit: int,
     cursor: str | None = None,
     status: str | None = None,
+    kind: str = "export",
 ) -> ExportPage:
     """The caller's exports, newest first, by keyset on (created_at, reference_id) so pages never shift."""
-    query = select(Export).where(Export.owner == principal.subject)
+    query = select(Export).where(Export.owner == principal.subject, Export.kind == kind)
     if status is not None:
         query = query.where(Export.status == status)
     if cursor is not None:

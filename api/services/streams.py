@@ -58,6 +58,12 @@ def _count(snapshot: SnapshotSource, select: Any, params: dict[str, Any], limit:
         return snapshot.count(select, params, limit=limit)
     except psycopg2.OperationalError as exc:
         raise ServiceUnavailable("the source database is unavailable; retry in a few seconds") from exc
+    except psycopg2.Error as exc:  # e.g. a catalog entry whose table is gone: not the caller's fault
+        log.error("the source database refused the stream's count: %s", exc)
+        raise ServiceUnavailable(
+            f"the source database cannot answer this dataset now ({type(exc).__name__}); "
+            "the operators can see why in the gateway's log"
+        ) from exc
 
 
 def _pdf_too_long() -> InvalidRequest:

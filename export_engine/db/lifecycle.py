@@ -25,6 +25,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -32,6 +33,11 @@ from sqlalchemy.orm import Session
 from export_engine.db.locks import dedup_lock_id
 from export_engine.db.models import ACTIVE_STATUSES, FINISHED_STATUSES, Export, ExportStatus
 from export_engine.request import ExportSpec
+
+if TYPE_CHECKING:
+    from export_engine.package import PackageSpec
+
+Parts = list[dict[str, Any]]  # a package's per-dataset progress, then its manifest's `files`
 
 ACTIVE = [s.value for s in ACTIVE_STATUSES]
 FINISHED = [s.value for s in FINISHED_STATUSES]
@@ -50,14 +56,14 @@ def lock_dedup_key(session: Session, dedup_key: str) -> None:
 
 
 # -- creation (gateway) --------------------------------------------------------------------------
-def create_pending(session: Session, spec: ExportSpec) -> Export:
+def create_pending(session: Session, spec: ExportSpec | PackageSpec) -> Export:
     export = _row(spec, ExportStatus.PENDING)
     session.add(export)
     session.flush()
     return export
 
 
-def create_reuse(session: Session, spec: ExportSpec, source: Export) -> Export:
+def create_reuse(session: Session, spec: ExportSpec | PackageSpec, source: Export) -> Export:
     """A COMPLETED row pointing at `source`'s file; it inherits the file's snapshot time and lifetime."""
     export = _row(spec, ExportStatus.COMPLETED)
     export.reused_from_ref = source.reference_id
@@ -68,14 +74,16 @@ def create_reuse(session: Session, spec: ExportSpec, source: Export) -> Export:
     export.started_at = source.started_at
     export.completed_at = func.now()
     export.object_expires_at = source.object_expires_at
+    export.parts = source.parts
     session.add(export)
     session.flush()
     return export
 
 
-def _row(spec: ExportSpec, status: ExportStatus) -> Export:
+def _row(spec: ExportSpec | PackageSpec, status: ExportStatus) -> Export:
     return Export(
         reference_id=str(uuid.uuid4()),
+        kind=spec.kind,
         dedup_key=spec.dedup_key,
         owner=spec.owner,
         table_name=spec.table_name,
@@ -148,11 +156,20 @@ def start(
     return Claim(row[0], float(row[1])) if row is not None else None
 
 
-def beat(session: Session, reference_id: str, run_id: str, rows_written: int | None = None) -> bool:
+def beat(
+    session: Session,
+    reference_id: str,
+    run_id: str,
+    rows_written: int | None = None,
+    *,
+    parts: Parts | None = None,
+) -> bool:
     """Heartbeat and progress in one write; False once the run no longer holds a RUNNING export."""
     values: dict[str, object] = {"heartbeat_at": func.now()}
     if rows_written is not None:
         values["rows_written"] = func.greatest(Export.rows_written, rows_written)
+    if parts is not None:
+        values["parts"] = parts
     result = session.execute(
         update(Export)
         .where(
@@ -175,8 +192,10 @@ def complete(
     row_count: int,
     file_size_bytes: int,
     retention: timedelta,
+    parts: Parts | None = None,
 ) -> bool:
     """RUNNING (held by `run_id`) → COMPLETED; older files of the key → SUPERSEDED, atomically."""
+    extra: dict[str, object] = {"parts": parts} if parts is not None else {}
     done = session.execute(
         update(Export)
         .where(
@@ -192,6 +211,7 @@ def complete(
             file_size_bytes=file_size_bytes,
             completed_at=func.now(),
             object_expires_at=func.now() + retention,
+            **extra,
         )
         .returning(Export.dedup_key, Export.started_at)
     ).first()

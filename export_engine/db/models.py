@@ -77,6 +77,10 @@ class Export(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the file is deleted: set once at completion (completed_at + RETENTION_HOURS), copied by reuses.
     object_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 'export' (one dataset, one file) or 'package' (several datasets in one ZIP, `export_engine.package`).
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'export'"))
+    # A package's datasets: progress while it runs, then the manifest's `files` (None for an export).
+    parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint(
@@ -85,10 +89,12 @@ class Export(Base):
         ),
         CheckConstraint("date_from <= date_to", name="date_range_ordered"),
         CheckConstraint("status <> 'COMPLETED' OR s3_key IS NOT NULL", name="completed_has_object"),
+        CheckConstraint("kind IN ('export','package')", name="kind_valid"),
         Index("ix_exports_dedup_key_status", "dedup_key", "status", "created_at"),
         Index("ix_exports_owner_created_at", "owner", "created_at"),
         Index("ix_exports_status_created_at", "status", "created_at"),
         Index("ix_exports_s3_key", "s3_key"),
+        Index("ix_exports_owner_kind_created_at", "owner", "kind", "created_at"),
     )
     # Server defaults (created_at = the database's now()) come back with the INSERT.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy reads it once)

@@ -41,9 +41,16 @@ class ExportRepository:
                 session, reference_id, run_id, stale_after=stale_after, finished_holder=finished_holder
             )
 
-    def beat(self, reference_id: str, run_id: str, rows_written: int | None = None) -> bool:
+    def beat(
+        self,
+        reference_id: str,
+        run_id: str,
+        rows_written: int | None = None,
+        *,
+        parts: lifecycle.Parts | None = None,
+    ) -> bool:
         with self._sessions.begin() as session:
-            return lifecycle.beat(session, reference_id, run_id, rows_written)
+            return lifecycle.beat(session, reference_id, run_id, rows_written, parts=parts)
 
     def complete(
         self,
@@ -54,6 +61,7 @@ class ExportRepository:
         row_count: int,
         file_size_bytes: int,
         retention: timedelta,
+        parts: lifecycle.Parts | None = None,
     ) -> bool:
         with self._sessions.begin() as session:
             return lifecycle.complete(
@@ -64,6 +72,7 @@ class ExportRepository:
                 row_count=row_count,
                 file_size_bytes=file_size_bytes,
                 retention=retention,
+                parts=parts,
             )
 
     def fail(self, reference_id: str, reason: str, *, run_id: str | None) -> bool:

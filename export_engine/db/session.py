@@ -21,6 +21,7 @@ def get_engine(url: str) -> Engine:
     return create_engine(
         sqlalchemy_url(url),
         pool_pre_ping=True,
+        hide_parameters=True,  # error strings (logged on outages) would carry owner ids otherwise
         pool_size=10,
         max_overflow=20,
         pool_timeout=10,

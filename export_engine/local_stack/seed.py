@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import psycopg2
 
@@ -55,8 +56,44 @@ SELECT user_id,
 FROM transactions
 WHERE status = 'posted'
 GROUP BY user_id, date_trunc('month', txn_date::timestamp)::date, currency;
+
 """
 VIEWS = ("daily_spending_by_tag", "monthly_trends")
+
+# The owner's entities, for export packages ("everything I have"). A bank keeps them in tables of their
+# own; the demo derives them from the transactions once per seeding (materialized: a package must not
+# scan all of an owner's transactions again to list their accounts). opened_on / first_used_on are the
+# first transaction's date: they never change once that date is final.
+ENTITIES_SQL = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS accounts AS
+SELECT user_id,
+       account_id,
+       CASE WHEN account_id LIKE '%-2' THEN 'Savings account'
+            WHEN account_id LIKE '%-3' THEN 'Credit card' ELSE 'Current account' END   AS name,
+       CASE WHEN account_id LIKE '%-2' THEN 'savings'
+            WHEN account_id LIKE '%-3' THEN 'credit' ELSE 'current' END                AS type,
+       (mode() WITHIN GROUP (ORDER BY currency))::char(3)                               AS currency,
+       min(txn_date)                                                                    AS opened_on
+FROM transactions
+GROUP BY user_id, account_id;
+CREATE UNIQUE INDEX IF NOT EXISTS ix_accounts_owner_account ON accounts (user_id, account_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS tags AS
+SELECT t.user_id,
+       tag.tag_id,
+       CASE WHEN tag.tag_id ~ '^tag-[0-9]{1,6}$'
+            THEN (ARRAY['Essentials', 'Household', 'Commute', 'Holidays', 'Kids', 'Health', 'Gifts',
+                        'Subscriptions', 'Work expenses', 'Pets', 'Education', 'Charity', 'Home'])
+                 [1 + substr(tag.tag_id, 5)::int % 13]
+            ELSE tag.tag_id END                                                          AS name,
+       min(t.txn_date)                                                                  AS first_used_on
+FROM transactions AS t
+CROSS JOIN LATERAL unnest(t.tag_ids) AS tag(tag_id)
+GROUP BY t.user_id, tag.tag_id;
+CREATE UNIQUE INDEX IF NOT EXISTS ix_tags_owner_tag ON tags (user_id, tag_id);
+"""
+ENTITIES = ("accounts", "tags")
+
 
 # One INSERT ... SELECT over generate_series: ~1M rows in seconds, no Python in the loop.
 # `%%` is SQL's modulo escaped for psycopg2's parameter syntax.
@@ -97,15 +134,22 @@ def create_schema(admin_url: str, *, reader_password: str = READER_ROLE) -> None
     with conn.cursor() as cur:
         cur.execute(SCHEMA_SQL)
         cur.execute(VIEWS_SQL)
+        cur.execute(ENTITIES_SQL)
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,))
         if cur.fetchone() is None:
             cur.execute(f"CREATE ROLE {READER_ROLE} LOGIN PASSWORD %s", (reader_password,))
         cur.execute(f"ALTER ROLE {READER_ROLE} SET default_transaction_read_only = on")
         cur.execute(f"GRANT USAGE ON SCHEMA public TO {READER_ROLE}")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {READER_ROLE}")
-        cur.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO {READER_ROLE}")
+        cur.execute(f"GRANT SELECT ON {', '.join(VIEWS + ENTITIES)} TO {READER_ROLE}")
         cur.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {READER_ROLE}")
     conn.close()
+
+
+def refresh_entities(cur: Any) -> None:
+    """Re-derive the accounts and tags from the transactions (after seeding more of them)."""
+    for name in ENTITIES:
+        cur.execute(f"REFRESH MATERIALIZED VIEW {name}")
 
 
 def row_count(url: str) -> int:
@@ -135,5 +179,6 @@ def seed_transactions(
                 "days": days,
             },
         )
+        refresh_entities(cur)
     conn.close()
     return row_count(admin_url)

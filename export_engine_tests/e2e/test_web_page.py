@@ -241,15 +241,36 @@ def test_a_reused_export_goes_straight_to_complete(api, site, shots):
     page.get_by_role("dialog").screenshot(path=shots / "modal-complete-reused.png", animations="disabled")
 
 
+def test_leaving_the_dates_empty_exports_everything(api, site):
+    user = "demo-user-68"
+    page = site.open("/analytics/datasets", user=user)
+    open_export_modal(page, "Transactions")
+    expect(page.get_by_text("Empty: from your first row")).to_be_visible()
+    expect(page.get_by_text("Empty: up to today")).to_be_visible()
+    page.get_by_role("button", name="Start Export").click()
+    expect(page.get_by_text("Export complete!")).to_be_visible(timeout=STATE_TIMEOUT_MS)
+    export = newest_export(api, user)
+    ((rows, first_day),) = source_rows(
+        api,
+        "SELECT count(*), min(txn_date)::text FROM transactions WHERE user_id = %s AND txn_date <= %s",
+        user,
+        export["date_to"],
+    )
+    assert (export["date_from"], export["row_count"]) == (first_day, rows)
+    expect(page.locator("#done-summary")).to_have_text(re.compile(rf"^{rows:,} rows • "))
+
+
 def test_validation_messages_are_shown_next_to_the_field(api, site, shots):
     page = site.open("/analytics/datasets", user="demo-user-63")
     open_export_modal(page, "Transactions")
     before = api.export_count()
 
-    page.get_by_role("button", name="Start Export").click()  # client side: nothing is sent
-    expect(page.locator("#error-date_from")).to_have_text("Choose a start date.")
-    expect(page.locator("#error-date_to")).to_have_text("Choose an end date.")
-    expect(page.get_by_label("Start date")).to_be_focused()
+    page.locator("#columns-field summary").click()  # client side: no column left, nothing is sent
+    for box in page.locator("#column-options input[type=checkbox]").all():
+        box.uncheck()
+    page.get_by_role("button", name="Start Export").click()
+    expect(page.locator("#error-columns")).to_have_text("Choose at least one column.")
+    page.locator("#column-options input[type=checkbox]").first.check()
 
     page.get_by_label("Start date").fill("2024-03-01")  # server side: the 422 names date_to
     page.get_by_label("End date").fill("2024-01-31")

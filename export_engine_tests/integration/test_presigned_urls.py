@@ -69,3 +69,18 @@ def test_tampering_or_the_wrong_secret_is_detected(settings):
         url.replace("X-Amz-Expires=600", "X-Amz-Expires=6000"), secret_key=secret
     ).valid_signature
     assert not sigv4.verify(url, secret_key=secret + "x").valid_signature
+
+
+def test_links_are_signed_for_the_public_endpoint_when_one_is_set(settings):
+    """Services reach S3 inside the network; users get links for the host they can reach."""
+    public = settings.model_copy(update={"s3_public_endpoint_url": "https://downloads.example.com"})
+    storage = S3Storage.from_settings(public)
+    spec = ExportSpec("transactions", date(2019, 1, 1), date(2019, 1, 31), owner="sig-owner")
+    now = datetime.now(UTC)
+    export = _completed(spec, expires_at=now + timedelta(days=3))
+
+    url, _ = signed_download(export, storage=storage, ttl_seconds=600, now=now)
+
+    assert url.startswith(f"https://downloads.example.com/{storage.bucket}/{export.s3_key}?")
+    assert sigv4.verify(url, secret_key=settings.aws_secret_access_key.get_secret_value()).valid_signature
+    assert storage.exists("exports/nothing-here") is False  # the services still talk to S3_ENDPOINT_URL

@@ -272,3 +272,11 @@ def test_a_source_that_is_down_is_503_before_any_byte(settings):
                 "errors": [],
             }
         assert client.app.state.stream_slots.in_use == 0
+
+
+def test_a_dataset_whose_table_is_gone_is_503_naming_no_sql(client):
+    """An operator's catalog mistake (the suite's `vanished` dataset) is not the caller's fault, nor a 500."""
+    for body in ({**BODY, "table_name": "vanished"}, {"table_name": "vanished"}):
+        response = client.post("/export/stream", json=body, headers=_headers())
+        assert response.status_code == 503, response.text
+        assert "vanished_transactions" not in response.json()["detail"]

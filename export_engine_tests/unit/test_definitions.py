@@ -18,3 +18,10 @@ def test_export_op_declares_its_retry_policy():
     assert op.retry_policy.max_retries == 3
     assert op.retry_policy.backoff.value == "EXPONENTIAL"
     assert op.retry_policy.jitter.value == "PLUS_MINUS"
+
+
+def test_package_job_resolves_with_the_export_retry_policy():
+    op = defs.resolve_job_def("package_job").graph.node_defs[0]
+    assert op.name == "package_op"
+    assert op.retry_policy == defs.resolve_job_def("export_job").graph.node_defs[0].retry_policy
+    assert set(op.output_dict) == {"datasets", "package"}  # one dynamic output per dataset

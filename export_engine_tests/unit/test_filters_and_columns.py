@@ -50,10 +50,18 @@ def spec(dataset_id: str = "transactions", **request) -> ExportSpec:
 # -- catalog --------------------------------------------------------------------------------------
 
 
-def test_shipped_catalog_has_the_three_datasets():
-    assert CATALOG.names == ["daily_spending_by_tag", "monthly_trends", "transactions"]
+def test_shipped_catalog_has_the_five_datasets():
+    assert CATALOG.names == ["accounts", "daily_spending_by_tag", "monthly_trends", "tags", "transactions"]
     grains = {name: CATALOG.get(name).time_grain for name in CATALOG.names}
-    assert grains == {"transactions": "daily", "daily_spending_by_tag": "daily", "monthly_trends": "monthly"}
+    assert grains == {
+        "transactions": "daily",
+        "daily_spending_by_tag": "daily",
+        "monthly_trends": "monthly",
+        "accounts": "daily",
+        "tags": "daily",
+    }
+    whole = {name for name in CATALOG.names if CATALOG.get(name).whole_history_in_packages}
+    assert whole == {"accounts", "tags"}  # entities: a package takes them whole
     assert list(TRANSACTIONS.filters) == ["account_ids", "tag_ids", "status", "amount_min", "amount_max"]
     assert TRANSACTIONS.filters["status"].values == ("posted", "pending", "reversed")
     assert CATALOG.get("monthly_trends").filters == {}

@@ -39,3 +39,13 @@ def _none_alg_token() -> str:
 def test_bad_tokens_are_refused_with_a_reason(token, message):
     with pytest.raises(AuthError, match=message):
         decode_token(token(), secret=SECRET, algorithm="HS256")
+
+
+def test_a_token_living_longer_than_the_limit_is_refused_and_one_within_it_accepted():
+    from api.security import TokenPolicy, TokenVerifier
+
+    verifier = TokenVerifier(TokenPolicy("HS256", key=SECRET, max_lifetime_seconds=3600))
+    assert verifier.decode(issue_token("alice", secret=SECRET, ttl_seconds=3500)).subject == "alice"
+    year_3000 = jwt.encode({"sub": "alice", "exp": 32503680000}, SECRET, algorithm="HS256")
+    with pytest.raises(AuthError, match=r"token lives too long: it expires more than 3600 seconds from now"):
+        verifier.decode(year_3000)

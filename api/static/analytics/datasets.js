@@ -231,7 +231,8 @@ function formError(message) {
 function readForm() {
   const data = new FormData(form);
   const [format, compression] = String(data.get("format") || "csv").split("+");
-  const body = { table_name: current.dataset.id, date_from: data.get("date_from"), date_to: data.get("date_to"), format };
+  const body = { table_name: current.dataset.id, format };
+  for (const name of ["date_from", "date_to"]) if (data.get(name)) body[name] = data.get(name); // empty: everything
   if (compression) body.compression = compression;
   const columns = data.getAll("columns");
   if (columns.length !== current.dataset.columns.length) body.columns = columns;
@@ -244,11 +245,9 @@ function readForm() {
   return body;
 }
 
-/** What the browser can tell before asking: dates present, a column left. The API checks the rest. */
+/** What the browser can tell before asking: a column left. The API checks the rest (dates too). */
 function clientProblems(body) {
   const problems = [];
-  if (!body.date_from) problems.push(["date_from", "Choose a start date."]);
-  if (!body.date_to) problems.push(["date_to", "Choose an end date."]);
   if (body.columns && body.columns.length === 0) problems.push(["columns", "Choose at least one column."]);
   return problems;
 }
