@@ -5,8 +5,8 @@
 - `estimate_rows`: the number of rows an export will write, for an honest progress bar. An exact
   `count(*)` when the planner expects a modest number of rows, the planner's estimate otherwise;
   computed once per export and process, under a short statement timeout.
-- `earliest_date`: the day of the owner's first row, where a request that leaves `date_from` out
-  starts ("export everything").
+- `first_date`: the day of the owner's first row in some datasets, where a request that leaves
+  `date_from` out starts ("export everything").
 - `unknown_values`: account or tag ids in a request that the owner does not have, so a typo is a
   422 naming them instead of an empty file.
 
@@ -113,16 +113,6 @@ class SourceLookups:
         values = [row[0] for row in rows]
         return values[:limit], len(values) > limit
 
-    def earliest_date(self, dataset: Dataset, *, owner: str) -> date | None:
-        """The date of the owner's first row (None: no rows); one index probe on (owner, date)."""
-        statement = sql.SQL("SELECT min({date})::date FROM {table} WHERE {owner} = %(owner)s").format(
-            date=sql.Identifier(dataset.date_column),
-            table=sql.Identifier(*dataset.table.split(".")),
-            owner=sql.Identifier(dataset.owner_column),
-        )
-        ((earliest,),) = self._fetch(statement, {"owner": owner})
-        return earliest
-
     def unknown_values(
         self, dataset: Dataset, filter_name: str, *, owner: str, values: list[str]
     ) -> list[str]:
@@ -171,12 +161,13 @@ class SourceLookups:
         return estimate
 
     def first_date(self, datasets: list[Dataset], *, owner: str) -> date | None:
-        """The earliest date of the owner's rows in `datasets` (None: no rows); raises SourceLookupFailed."""
+        """The earliest date of the owner's rows in `datasets` (None: no rows); raises SourceLookupFailed.
+        One index probe on (owner, date) per dataset."""
         if not datasets:
             return None
         statement = sql.SQL("SELECT min(first) FROM ({}) AS firsts").format(
             sql.SQL(" UNION ALL ").join(
-                sql.SQL("SELECT min({date}) AS first FROM {table} WHERE {owner} = %(owner)s").format(
+                sql.SQL("SELECT min({date})::date AS first FROM {table} WHERE {owner} = %(owner)s").format(
                     date=sql.Identifier(d.date_column),
                     table=sql.Identifier(*d.table.split(".")),
                     owner=sql.Identifier(d.owner_column),

@@ -48,7 +48,7 @@ def with_default_dates(
     date_from = request.date_from
     if date_from is None:
         try:
-            earliest = lookups.earliest_date(dataset, owner=owner)
+            earliest = lookups.first_date([dataset], owner=owner)
         except SourceLookupFailed as exc:
             log.warning("no first row for %s: %s", dataset.id, exc)
             raise ServiceUnavailable(

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from api.errors import InvalidRequest
+from api.errors import InvalidRequest, ServiceUnavailable
 from api.launcher import RunLauncher
 from api.package_schemas import PackagePart, PackageRequest, PackageView
 from api.security import Principal
 from api.services.exports import CreateResult, ReusePolicy, create_for_spec, signed_download
 from api.source_lookups import SourceLookupFailed, SourceLookups
 from export_engine.catalog import Catalog
+from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
-from export_engine.dedup import final_at
+from export_engine.dedup import business_today, final_at
 from export_engine.errors import ExportRequestError
 from export_engine.package import HISTORY_START, PACKAGE_FORMATS, PackageSpec
 from export_engine.storage import S3Storage
@@ -61,8 +61,12 @@ def package_spec_for(
     if lookups is not None:
         try:
             first = lookups.first_date(dated, owner=principal.subject)
-        except SourceLookupFailed as exc:
-            log.warning("package date_from: the owner's first date is unknown (%s); using %s", exc, first)
+        except SourceLookupFailed as exc:  # as for an export: another range would be another key
+            log.warning("package date_from: the owner's first date is unknown: %s", exc)
+            raise ServiceUnavailable(
+                "could not find where your data starts (the source database did not answer); "
+                "retry later or give date_from"
+            ) from exc
     date_from = min(first, date_to) if first is not None else date_to
     return PackageSpec(
         owner=spec.owner, datasets=spec.datasets, date_from=date_from, date_to=date_to, format=spec.format
@@ -82,7 +86,8 @@ def create_package(
     owner_limit: int | None = None,
     now: datetime | None = None,
 ) -> CreateResult:
-    today = (now or datetime.now(ZoneInfo(policy.timezone))).astimezone(ZoneInfo(policy.timezone)).date()
+    now = now or lifecycle.db_now(session)  # "today" on the database's clock, as for an export
+    today = business_today(now, policy.timezone)
     spec = package_spec_for(
         catalog=catalog, principal=principal, request=request, lookups=lookups, today=today
     )

@@ -24,8 +24,8 @@ class FirstRow:
     def __init__(self, first: date | None = None, fails: bool = False) -> None:
         self.first, self.fails, self.asked = first, fails, []
 
-    def earliest_date(self, dataset, *, owner):
-        self.asked.append((dataset.id, owner))
+    def first_date(self, datasets, *, owner):
+        self.asked.extend((dataset.id, owner) for dataset in datasets)
         if self.fails:
             raise SourceLookupFailed("OperationalError: connection refused")
         return self.first
