@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import httpx
 import psycopg2
 
 from api.security import issue_token
+from bench import latency_modes
 from export_engine.local_stack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET
 
@@ -52,6 +54,9 @@ class Burst:
     parts_cpu_s: dict[str, float]
     statuses: dict[str, int]
     load: str
+    pg: dict[str, dict[str, int]]
+    events: dict[str, int]
+    connections: dict[str, int]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -181,6 +186,9 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
                 print(f"  POST {i}: {response.status_code} {response.text[:200]}", file=sys.stderr)
 
     sessions = _stack_sessions(stack)
+    pg0 = _pg_counters(stack)
+    pg_log = stack.home / "logs" / "postgres.log"
+    pg_log_offset = pg_log.stat().st_size if pg_log.exists() else 0
     threads = [threading.Thread(target=post, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
@@ -205,6 +213,8 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
             time.sleep(0.1)
     all_done = time.monotonic() - started
     self1 = os.times()
+    time.sleep(1.5)  # idle backends flush their statistics about once a second
+    pg1 = _pg_counters(stack)
     machine_cpu = (_machine_busy_jiffies() - machine0) / _CLK_TCK
     stack1 = _stack_cpu_jiffies(sessions)
     parts = {name: (stack1.get(name, 0) - stack0.get(name, 0)) / _CLK_TCK for name in stack1}
@@ -224,7 +234,72 @@ def burst(stack: LocalStack, launcher: str, n: int) -> Burst:
         parts,
         statuses,
         " ".join(load),
+        {db: {k: v - pg0.get(db, {}).get(k, 0) for k, v in c.items()} for db, c in pg1.items()},
+        _events_per_type(stack, created),
+        _connections_by_application(pg_log, pg_log_offset),
     )
+
+
+def _connections_by_application(log: Path, offset: int) -> dict[str, int]:
+    """PostgreSQL connections opened since `offset`, by application_name (log_connections is on)."""
+    if not log.exists():
+        return {}
+    with open(log, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    counts: dict[str, int] = {}
+    for match in re.finditer(r"connection authorized: .*?(?:application_name=(\S+))?$", text, re.M):
+        name = match.group(1) or "(none)"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _log_connections(stack: LocalStack) -> None:
+    """Have PostgreSQL log every connection with its application_name (counted per burst)."""
+    if stack.postgres is None:
+        return
+    conn = psycopg2.connect(stack.postgres.url())
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("ALTER SYSTEM SET log_connections = 'on'")
+        cur.execute("SELECT pg_reload_conf()")
+    conn.close()
+
+
+_PG_COUNTERS = ("sessions", "xact_commit", "tup_inserted", "tup_updated", "tup_returned")
+
+
+def _pg_counters(stack: LocalStack) -> dict[str, dict[str, int]]:
+    """Per database: connections opened, transactions committed, rows written/read (pg_stat_database)."""
+    if stack.postgres is None:
+        return {}
+    with psycopg2.connect(stack.postgres.url()) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT datname, {', '.join(_PG_COUNTERS)} FROM pg_stat_database"
+            " WHERE datname IN ('dagster', 'exports', 'transactions')"
+        )
+        rows = cur.fetchall()
+    conn.close()
+    return {row[0]: dict(zip(_PG_COUNTERS, row[1:], strict=True)) for row in rows}
+
+
+def _events_per_type(stack: LocalStack, refs: list[str]) -> dict[str, int]:
+    """Dagster event-log rows of this burst's runs, by type (what the event log stores per export)."""
+    if stack.postgres is None or not refs:
+        return {}
+    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT dagster_run_id FROM exports WHERE reference_id = ANY(%s)", (refs,))
+        run_ids = [r for (r,) in cur.fetchall() if r]
+    conn.close()
+    with psycopg2.connect(stack.env["DAGSTER_PG_URL"]) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(dagster_event_type, 'log message'), count(*) FROM event_logs"
+            " WHERE run_id = ANY(%s) GROUP BY 1 ORDER BY 2 DESC",
+            (run_ids,),
+        )
+        rows = cur.fetchall()
+    conn.close()
+    return dict(rows)
 
 
 def _print(b: Burst) -> None:
@@ -239,6 +314,20 @@ def _print(b: Burst) -> None:
         f"{k} {v / b.n:.2f}" for k, v in sorted(b.parts_cpu_s.items(), key=lambda kv: -kv[1])
     )
     print(f"|   {b.launcher}: stack CPU-s per export by part: {per_part} |", flush=True)
+    pg = "; ".join(
+        f"{db} " + ", ".join(f"{k} {v / b.n:.1f}" for k, v in counters.items())
+        for db, counters in sorted(b.pg.items())
+    )
+    print(f"|   {b.launcher}: PostgreSQL per export: {pg} |", flush=True)
+    events = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.events.items())
+    conns = ", ".join(f"{k} {v / b.n:.1f}" for k, v in b.connections.items())
+    print(
+        f"|   {b.launcher}: PostgreSQL connections opened per export, by application: {conns} |", flush=True
+    )
+    print(
+        f"|   {b.launcher}: Dagster event-log rows per export: {sum(b.events.values()) / b.n:.1f} ({events}) |",
+        flush=True,
+    )
 
 
 HEADER = (
@@ -262,6 +351,12 @@ def main() -> int:
     parser.add_argument("--rss-exports", type=int, default=1000, help="worker RSS after this many (0: skip)")
     parser.add_argument("--launchers", default="default,celery", help="which, in order (default,celery)")
     parser.add_argument("--worker-nodes", type=int, default=2)
+    parser.add_argument("--singles", type=int, default=0, help="then K tiny exports one at a time (0: skip)")
+    parser.add_argument(
+        "--fairness",
+        action="store_true",
+        help="then another owner's tiny exports while one owner has 30 large",
+    )
     args = parser.parse_args()
     assert args.n <= 20 * USERS, "at most 20 distinct months per owner and phase"
 
@@ -277,6 +372,7 @@ def main() -> int:
     try:
         stack.start_storage()
         stack.seed(args.rows)
+        _log_connections(stack)
         print(HEADER, flush=True)
         for launcher in args.launchers.split(","):
             stack.start_services(launcher=launcher, worker_nodes=args.worker_nodes)
@@ -285,6 +381,10 @@ def main() -> int:
             result = burst(stack, launcher, n)
             results.append(result)
             _print(result)
+            if args.singles:
+                latency_modes.singles(stack, launcher, args.singles)
+            if args.fairness and launcher == "celery":
+                latency_modes.fairness(stack, launcher, max(args.singles, 5))
             if launcher == "celery" and args.rss_exports:
                 _rss_series(stack, args)
             stack.stop_services()
@@ -295,6 +395,7 @@ def main() -> int:
 
 def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
     done = args.n + 4  # the workers ran this burst and their own 4-export warm-up
+    done += args.singles + (2 * max(args.singles, 5) + 30 if args.fairness else 0)  # and the latency modes
     marks: dict[int, tuple[list[float], list[float]] | None] = {100: None, args.rss_exports: None}
     while done < args.rss_exports:
         n = min(USERS, args.rss_exports - done)

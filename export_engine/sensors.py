@@ -52,8 +52,10 @@ def export_reconciler_sensor(
 ):
     settings = get_settings()
     requests: list[dg.RunRequest] = []
-    for export, age, silence in _active_exports(export_db.url):
-        outcome = _reconcile(context, export_db, export, age, silence, settings)
+    active = _active_exports(export_db.url)
+    runs = _runs_by_id(context.instance, [e.dagster_run_id for e, _, _ in active if e.dagster_run_id])
+    for export, age, silence in active:
+        outcome = _reconcile(context, export_db, export, age, silence, settings, runs)
         if isinstance(outcome, dg.RunRequest):
             requests.append(outcome)
         elif outcome is not None:  # the export was just FAILED with this reason
@@ -85,6 +87,7 @@ def _reconcile(
     age: float,
     silence: float | None,
     settings: Settings,
+    runs: dict[str, dg.DagsterRun],
 ) -> dg.RunRequest | str | None:
     """A run to submit, the reason the export was just failed, or None (nothing to do yet)."""
     instance, repo, ref = context.instance, export_db.repository(), export.reference_id
@@ -105,7 +108,7 @@ def _reconcile(
             tags=run_tags_with_deadline(ref, spec, settings.export_max_runtime_seconds),
         )
 
-    run = instance.get_run_by_id(holder)
+    run = runs.get(holder)
     if run is None:
         newest = _newest_run(instance, ref)
         if newest is not None and newest.status in (*_WAITING, *_LIVE):
@@ -147,6 +150,13 @@ def _reconcile(
                 repo, ref, holder, "the run failed and the retry Dagster promised was never launched"
             )
     return _fail(repo, ref, holder, _run_failure_reason(instance, run))
+
+
+def _runs_by_id(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, dg.DagsterRun]:
+    """The active exports' runs in one query per tick (a run missing here was deleted from Dagster)."""
+    if not run_ids:
+        return {}
+    return {run.run_id: run for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids))}
 
 
 def _newest_run(instance: dg.DagsterInstance, reference_id: str) -> dg.DagsterRun | None:

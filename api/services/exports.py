@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select, text, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNotReady, InvalidRequest
 from api.launcher import LaunchError, RunLauncher
@@ -51,6 +51,7 @@ LOCK_TIMEOUT_MS = 5000  # identical requests queue on the key's lock; none holds
 class CreateResult:
     export: Export
     outcome: Outcome
+    to_submit: ExportSpec | PackageSpec | None = None  # with `defer_submission`: the caller submits it
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ def create_export(
     policy: ReusePolicy,
     owner_limit: int | None = None,
     now: datetime | None = None,
+    defer_submission: bool = False,
 ) -> CreateResult:
     """`now` defaults to the database's clock (tests pass a frozen one); `owner_limit` caps an owner's
-    PENDING + RUNNING exports (None: no cap)."""
+    PENDING + RUNNING exports (None: no cap). With `defer_submission` a new export is only committed
+    PENDING and returned with `to_submit`: the caller calls `submit_export` once it has answered."""
     dataset, spec = spec_for(catalog, principal, request)
     final_since = final_at(
         date_to=spec.date_to,
@@ -101,6 +104,7 @@ def create_export(
         policy=policy,
         owner_limit=owner_limit,
         now=now,
+        defer_submission=defer_submission,
     )
 
 
@@ -115,9 +119,11 @@ def create_for_spec(
     policy: ReusePolicy,
     owner_limit: int | None = None,
     now: datetime | None = None,
+    defer_submission: bool = False,
 ) -> CreateResult:
     """The dedup rules for a canonical spec of either kind (an export, or a package: its key is never
-    an export's), whose data is final from `final_since`."""
+    an export's), whose data is final from `final_since`. With `defer_submission` a new one is only
+    committed PENDING and returned with `to_submit`: the caller calls `submit_export` once it answered."""
     key = spec.dedup_key
     now = now or lifecycle.db_now(session)
     session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
@@ -158,9 +164,32 @@ def create_for_spec(
             check_owner_cap(session, owner=spec.owner, limit=owner_limit)
         export = lifecycle.create_pending(session, spec)
 
-    _submit(session, launcher, export, spec)
     log.info(f"{spec.kind} created", extra={"reference_id": export.reference_id, "dedup_key": key})
+    if defer_submission:
+        return CreateResult(export, "created", to_submit=spec)
+    _submit(session, launcher, export, spec)
     return CreateResult(export, "created")
+
+
+def submit_export(
+    *,
+    sessions: sessionmaker[Session],
+    launcher: RunLauncher,
+    reference_id: str,
+    spec: ExportSpec | PackageSpec,
+) -> str | None:
+    """Hand a committed PENDING export to Dagster and remember its run; None if Dagster could not
+    take it now (the reconciler submits it after its grace period)."""
+    try:
+        run_id = launcher.submit(reference_id, spec)
+    except LaunchError as exc:
+        log.warning(
+            "run submission deferred to the reconciler: %s", exc, extra={"reference_id": reference_id}
+        )
+        return None
+    with sessions() as session, session.begin():
+        lifecycle.record_run(session, reference_id, run_id)
+    return run_id
 
 
 def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> tuple[Dataset, ExportSpec]:

@@ -243,6 +243,8 @@ class LocalStack:
         return f"http://127.0.0.1:{self.ports.dagster}"
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+        # libpq's default application_name: pg_stat_activity and the server log say which part connected.
+        env = {**env, "PGAPPNAME": env.get("PGAPPNAME", name)}
         process = ManagedProcess(
             name, argv, env=env, log_path=self.home / "logs" / f"{name}.log", cwd=PROJECT_ROOT
         )
