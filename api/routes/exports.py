@@ -20,6 +20,7 @@ from api.services.date_range import DatedExportRequest
 from api.services.exports import (
     ReusePolicy,
     create_export,
+    created_answer,
     download_location,
     get_export,
     list_exports,
@@ -96,24 +97,16 @@ def post_export(
         )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
-    export = result.export
-    status_url = f"/export/{export.reference_id}"
+    status_url = f"/export/{result.export.reference_id}"
     response.headers["Location"] = status_url
-    signed = (  # a reused file: the signed URL at once, no second request
-        signed_download(
-            export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session)
-        )
-        if result.outcome == "reused"
-        else None
-    )
     return ExportCreated(
-        reference_id=export.reference_id,
-        status=export.status,
-        created_at=export.created_at,
-        reused_from_ref=export.reused_from_ref,
-        status_url=status_url,
-        download_url=signed[0] if signed else None,
-        expires_at=signed[1] if signed else None,
+        **created_answer(
+            result,
+            status_url=status_url,
+            storage=storage,
+            ttl_seconds=settings.presign_ttl_seconds,
+            session=session,
+        )
     )
 
 

@@ -13,7 +13,7 @@ from api.openapi import bearer, errors
 from api.package_schemas import PackageCreated, PackagePage, PackageRequest, PackageView
 from api.schemas import ExportStatusName
 from api.services.cancellation import cancel_export
-from api.services.exports import ReusePolicy, download_location, get_export, list_exports, signed_download
+from api.services.exports import ReusePolicy, created_answer, download_location, get_export, list_exports
 from api.services.packages import KIND, create_package, package_view
 from export_engine.db import lifecycle
 
@@ -63,27 +63,16 @@ def post_package(
     )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
-    export = result.export
-    status_url = f"/packages/{export.reference_id}"
+    status_url = f"/packages/{result.export.reference_id}"
     response.headers["Location"] = status_url
-    signed = (
-        signed_download(
-            export,
+    return PackageCreated(
+        **created_answer(
+            result,
+            status_url=status_url,
             storage=storage,
             ttl_seconds=settings.presign_ttl_seconds,
-            now=lifecycle.db_now(session),
+            session=session,
         )
-        if result.outcome == "reused"
-        else None
-    )
-    return PackageCreated(
-        reference_id=export.reference_id,
-        status=export.status,
-        created_at=export.created_at,
-        reused_from_ref=export.reused_from_ref,
-        status_url=status_url,
-        download_url=signed[0] if signed else None,
-        expires_at=signed[1] if signed else None,
     )
 
 

@@ -20,7 +20,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session, sessionmaker
@@ -297,6 +297,28 @@ def signed_download(
     if export.status != ExportStatus.COMPLETED.value:
         return None
     return download_link(export, storage=storage, presign_ttl_seconds=ttl_seconds, now=now)
+
+
+def created_answer(
+    result: CreateResult, *, status_url: str, storage: S3Storage, ttl_seconds: int, session: Session
+) -> dict[str, Any]:
+    """The fields of a POST's answer, for an export or a package: a reused file carries its freshly
+    signed URL at once (no second request)."""
+    export = result.export
+    signed = (
+        signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=lifecycle.db_now(session))
+        if result.outcome == "reused"
+        else None
+    )
+    return {
+        "reference_id": export.reference_id,
+        "status": export.status,
+        "created_at": export.created_at,
+        "reused_from_ref": export.reused_from_ref,
+        "status_url": status_url,
+        "download_url": signed[0] if signed else None,
+        "expires_at": signed[1] if signed else None,
+    }
 
 
 def download_location(
