@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.schemas import StrictDate, Value
+from api.schemas import StrictDate, Value, range_is_ordered
 
 PackageFormatName = Literal["csv", "jsonl", "parquet"]
 
@@ -23,13 +23,7 @@ class PackageRequest(BaseModel):
     format: PackageFormatName = "csv"
     force_refresh: bool = Field(False, strict=True)
 
-    @field_validator("date_to")
-    @classmethod
-    def _range_is_ordered(cls, date_to: date | None, info: ValidationInfo) -> date | None:
-        date_from = info.data.get("date_from")
-        if date_from is not None and date_to is not None and date_from > date_to:
-            raise ValueError(f"date_from ({date_from}) is after date_to ({date_to})")
-        return date_to
+    _range_is_ordered = field_validator("date_to")(range_is_ordered)
 
 
 class PackageCreated(BaseModel):

@@ -31,3 +31,12 @@ def test_invalid_requests(change, message):
     with pytest.raises(ValidationError) as info:
         ExportRequest.model_validate({**BASE, **change})
     assert message in str(info.value)
+
+
+def test_a_package_range_is_checked_by_the_same_rule():
+    from api.package_schemas import PackageRequest
+
+    with pytest.raises(ValidationError) as info:
+        PackageRequest.model_validate({"date_from": "2024-03-01", "date_to": "2024-01-31"})
+    assert "date_from (2024-03-01) is after date_to (2024-01-31)" in str(info.value)
+    assert info.value.errors()[0]["loc"] == ("date_to",)
