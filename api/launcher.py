@@ -1,6 +1,8 @@
 """Hands exports to Dagster through its GraphQL API (plain HTTP: the gateway imports no Dagster).
 
-At most one run per export: a retried submission finds the earlier run by its `reference_id` tag.
+At most one run per export: a submission that may not be the first finds the earlier run by its
+`reference_id` tag before launching (one GraphQL call more; the gateway's own first submission of an
+export it has just committed skips it, see `submit_export`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ class LaunchError(Exception):
 
 
 class RunLauncher(Protocol):
-    def submit(self, reference_id: str, spec: ExportSpec | PackageSpec) -> str: ...
+    def submit(
+        self, reference_id: str, spec: ExportSpec | PackageSpec, *, look_first: bool = True
+    ) -> str: ...
 
     def terminate(self, run_id: str) -> None: ...
 
@@ -91,9 +95,9 @@ class DagsterRunLauncher:
             raise LaunchError(f"Dagster could not list runs: {runs.get('message', runs['__typename'])}")
         return runs["results"][0]["runId"] if runs["results"] else None
 
-    def submit(self, reference_id: str, spec: ExportSpec | PackageSpec) -> str:
-        existing = self.find_run(reference_id)
-        if existing:
+    def submit(self, reference_id: str, spec: ExportSpec | PackageSpec, *, look_first: bool = True) -> str:
+        """Launch the export's run; with `look_first`, answer the run already tagged with it instead."""
+        if look_first and (existing := self.find_run(reference_id)):
             return existing
         tags = run_tags_with_deadline(reference_id, spec, self._max_runtime_seconds)
         params = {

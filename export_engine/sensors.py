@@ -31,9 +31,8 @@ from export_engine.package import stored_spec
 from export_engine.package_jobs import package_job
 from export_engine.resources import ExportDbResource, S3StorageResource
 from export_engine.settings import Settings, get_settings
-from export_engine.submission import job_name_for, run_config_for, run_tags_with_deadline
+from export_engine.submission import ORPHAN_GRACE, job_name_for, run_config_for, run_tags_with_deadline
 
-ORPHAN_GRACE = timedelta(seconds=10)  # the gateway submits right after its commit; give it that long
 RETRY_GRACE = timedelta(seconds=120)  # Dagster's retry daemon launches a promised retry within seconds
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run it is about to retry
 BATCH = 200

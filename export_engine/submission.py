@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
+
+# The gateway submits right after its commit; the reconciler leaves an export without a run alone this
+# long. Until half of it has passed, nobody but the gateway can have submitted a run for the export.
+ORPHAN_GRACE = timedelta(seconds=10)
+UNCONTESTED_SUBMISSION = ORPHAN_GRACE / 2
 
 EXPORT_JOB_NAME = "export_job"
 PACKAGE_JOB_NAME = "package_job"

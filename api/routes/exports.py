@@ -94,6 +94,7 @@ def post_export(
             launcher,
             result.export.reference_id,
             result.to_submit,
+            result.committed_at,
         )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
@@ -214,12 +215,21 @@ _SUBMISSIONS = anyio.CapacityLimiter(4)
 
 
 async def _submit_in_background(
-    state: Any, launcher: RunLauncher, reference_id: str, spec: ExportSpec | PackageSpec
+    state: Any,
+    launcher: RunLauncher,
+    reference_id: str,
+    spec: ExportSpec | PackageSpec,
+    committed_at: float | None = None,
 ) -> None:
     """After the 202 went out. A gateway that stops first loses nothing: the export is PENDING without a
     run, and `export_reconciler_sensor` submits it after its grace period."""
     submit = partial(
-        submit_export, sessions=state.sessions, launcher=launcher, reference_id=reference_id, spec=spec
+        submit_export,
+        sessions=state.sessions,
+        launcher=launcher,
+        reference_id=reference_id,
+        spec=spec,
+        committed_at=committed_at,
     )
     await anyio.to_thread.run_sync(submit, limiter=_SUBMISSIONS)
 

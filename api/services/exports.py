@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
 from export_engine.settings import Settings
 from export_engine.storage import S3Storage
+from export_engine.submission import UNCONTESTED_SUBMISSION
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class CreateResult:
     export: Export
     outcome: Outcome
     to_submit: ExportSpec | PackageSpec | None = None  # with `defer_submission`: the caller submits it
+    committed_at: float | None = None  # time.monotonic() after the PENDING row's commit
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def create_for_spec(
 
     log.info(f"{spec.kind} created", extra={"reference_id": export.reference_id, "dedup_key": key})
     if defer_submission:
-        return CreateResult(export, "created", to_submit=spec)
+        return CreateResult(export, "created", to_submit=spec, committed_at=time.monotonic())
     _submit(session, launcher, export, spec)
     return CreateResult(export, "created")
 
@@ -177,11 +180,19 @@ def submit_export(
     launcher: RunLauncher,
     reference_id: str,
     spec: ExportSpec | PackageSpec,
+    committed_at: float | None = None,
 ) -> str | None:
     """Hand a committed PENDING export to Dagster and remember its run; None if Dagster could not
-    take it now (the reconciler submits it after its grace period)."""
+    take it now (the reconciler submits it after its grace period).
+
+    `committed_at` (`time.monotonic()` when the PENDING row was committed): while the export is younger
+    than `UNCONTESTED_SUBMISSION` no other submitter can have launched a run for it, so Dagster is not
+    first asked for one (a GraphQL runs query less per export)."""
+    uncontested = committed_at is not None and time.monotonic() - committed_at < (
+        UNCONTESTED_SUBMISSION.total_seconds()
+    )
     try:
-        run_id = launcher.submit(reference_id, spec)
+        run_id = launcher.submit(reference_id, spec, look_first=not uncontested)
     except LaunchError as exc:
         log.warning(
             "run submission deferred to the reconciler: %s", exc, extra={"reference_id": reference_id}

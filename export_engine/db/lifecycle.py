@@ -113,6 +113,7 @@ def record_run(session: Session, reference_id: str, run_id: str) -> bool:
         )
         .values(dagster_run_id=run_id)
         .returning(Export.reference_id)
+        .execution_options(synchronize_session=False)  # callers do not read the run id from the session
     )
     return result.first() is not None
 

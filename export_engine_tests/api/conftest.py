@@ -28,10 +28,12 @@ class FakeLauncher:
 
     def __init__(self) -> None:
         self.submitted: list[tuple[str, ExportSpec]] = []
+        self.looked_first: list[bool] = []
         self.terminated: list[str] = []
 
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+    def submit(self, reference_id: str, spec: ExportSpec, *, look_first: bool = True) -> str:
         self.submitted.append((reference_id, spec))
+        self.looked_first.append(look_first)
         return f"run-{len(self.submitted)}"
 
     def terminate(self, run_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -12,8 +13,10 @@ from sqlalchemy import event
 from api.launcher import RunLauncher
 from api.main import create_app
 from api.security import issue_token
-from export_engine.db.session import get_engine
+from api.services.exports import submit_export
+from export_engine.db.session import get_engine, session_factory
 from export_engine.settings import DEV_JWT_SECRET
+from export_engine.submission import UNCONTESTED_SUBMISSION
 from export_engine_tests.api.conftest import FakeLauncher
 
 pytestmark = pytest.mark.integration
@@ -66,6 +69,20 @@ def test_a_new_export_is_submitted_once_and_attached_to_until_it_runs(settings):
         reference_id = created.json()["reference_id"]
         assert created.json()["status"] == "PENDING"
         assert [(ref, spec.owner) for ref, spec in launcher.submitted] == [(reference_id, owner)]
+        assert launcher.looked_first == [False]  # just committed by this gateway: nobody else submitted
+
+        # Later (or without a commit time), another submitter may have launched one: look first.
+        spec = launcher.submitted[0][1]
+        for committed_at in (time.monotonic() - UNCONTESTED_SUBMISSION.total_seconds(), None):
+            submit_export(
+                sessions=session_factory(settings.database_url),
+                launcher=launcher,
+                reference_id=reference_id,
+                spec=spec,
+                committed_at=committed_at,
+            )
+        assert launcher.looked_first == [False, True, True]
+        del launcher.submitted[1:]
 
         again = client.post("/export", json=body, headers=headers)
         assert again.status_code == 200, again.text

@@ -31,7 +31,7 @@ class FakeLauncher:
         self.submitted: list[str] = []
         self.terminated: list[str] = []
 
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+    def submit(self, reference_id: str, spec: ExportSpec, *, look_first: bool = True) -> str:
         self.submitted.append(reference_id)
         return f"run-for-{reference_id}"
 

@@ -53,3 +53,16 @@ def test_query_parameters_carry_the_values():
         "date_from": date(2024, 1, 1),
         "date_to": date(2024, 1, 31),
     }
+
+
+def test_the_catalog_is_parsed_once_per_version_of_its_file(tmp_path):
+    shipped = Settings.model_fields["catalog_path"].default
+    path = tmp_path / "catalog.yaml"
+    path.write_text(open(shipped).read())
+
+    first = load_catalog(path)
+    assert load_catalog(path) is first  # every run reads it: one parse per process
+
+    path.write_text(open(shipped).read().replace("transactions:", "payments:", 1))
+    edited = load_catalog(path)
+    assert edited is not first and "payments" in edited.names and "transactions" not in edited.names

@@ -1,6 +1,9 @@
 """The one Definitions object resolves every job, sensor and schedule by name (without touching the env)."""
 
+import dagster as dg
+
 from export_engine.definitions import defs
+from export_engine.settings import get_settings
 
 
 def test_every_job_sensor_and_schedule_resolves():
@@ -25,3 +28,24 @@ def test_package_job_resolves_with_the_export_retry_policy():
     assert op.name == "package_op"
     assert op.retry_policy == defs.resolve_job_def("export_job").graph.node_defs[0].retry_policy
     assert set(op.output_dict) == {"datasets", "package"}  # one dynamic output per dataset
+
+
+def test_resources_are_built_once_per_process_and_settings(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://here/exports")
+    monkeypatch.setenv("SOURCE_DATABASE_URL", "postgresql://here/transactions")
+    get_settings.cache_clear()
+    try:
+        export_db = defs.resources["export_db"]
+        with (
+            dg.build_resources({"export_db": export_db}) as first,
+            dg.build_resources({"export_db": export_db}) as second,
+        ):
+            assert first.export_db is second.export_db  # the next run of the process reuses it
+
+        get_settings.cache_clear()  # other settings: built again, from them
+        monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/exports")
+        with dg.build_resources({"export_db": export_db}) as third:
+            assert third.export_db is not first.export_db
+            assert third.export_db.url == "postgresql://elsewhere/exports"
+    finally:
+        get_settings.cache_clear()
