@@ -1,4 +1,5 @@
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -56,13 +57,13 @@ def test_query_parameters_carry_the_values():
 
 
 def test_the_catalog_is_parsed_once_per_version_of_its_file(tmp_path):
-    shipped = Settings.model_fields["catalog_path"].default
+    shipped = Path(Settings.model_fields["catalog_path"].default).read_text()
     path = tmp_path / "catalog.yaml"
-    path.write_text(open(shipped).read())
+    path.write_text(shipped)
 
     first = load_catalog(path)
     assert load_catalog(path) is first  # every run reads it: one parse per process
 
-    path.write_text(open(shipped).read().replace("transactions:", "payments:", 1))
+    path.write_text(shipped.replace("transactions:", "payments:", 1))
     edited = load_catalog(path)
     assert edited is not first and "payments" in edited.names and "transactions" not in edited.names
