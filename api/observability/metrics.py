@@ -23,10 +23,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability.logging import request_id_var
 
@@ -56,29 +56,45 @@ def build_registry(sessions: sessionmaker[Session], *, cache_seconds: float = 15
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-class RequestMetricsMiddleware(BaseHTTPMiddleware):
-    """Times every request, logs one JSON line for it, and echoes/assigns `X-Request-ID`."""
+class RequestMetricsMiddleware:
+    """Times every request, logs one JSON line for it, and echoes/assigns `X-Request-ID`.
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        offered = request.headers.get("x-request-id", "")
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which runs the app in a second task and
+    relays the response through a memory stream: ~7 % of the gateway's CPU per POST in a burst (py-spy).
+    The time is taken when the response has been sent, body included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get("x-request-id", "")
         request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request_id
-            return response
+            await self.app(scope, receive, send_with_request_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(request)
-            HTTP_LATENCY.labels(request.method, route, str(status)).observe(elapsed)
+            route = _route_template(Request(scope))
+            HTTP_LATENCY.labels(scope["method"], route, str(status)).observe(elapsed)
             log.info(
                 "request",
                 extra={
-                    "method": request.method,
-                    "path": request.url.path,
+                    "method": scope["method"],
+                    "path": scope["path"],
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
