@@ -112,6 +112,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="instead: one CSV export of --rows through the gateway and Dagster, next to the floor",
     )
+    parser.add_argument(
+        "--launchers",
+        default="celery",
+        help="with --api: the run launchers to compare, in order (e.g. default,celery; default celery)",
+    )
     return parser.parse_args(argv)
 
 

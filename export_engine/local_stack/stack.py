@@ -183,7 +183,7 @@ class LocalStack:
                 "--port",
                 str(self.ports.api),
                 "--workers",
-                "1",
+                env.get("WEB_CONCURRENCY", "1"),  # gateway processes, as uvicorn itself reads it
                 "--log-level",
                 "warning",
             ],
