@@ -402,18 +402,18 @@ def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
         b = burst(stack, "celery", n)
         _print(b)
         done += n
-        for mark in marks:
-            if marks[mark] is None and done >= mark:
-                parents, children = _worker_pids(stack)
-                marks[mark] = (_rss_mb(parents), _rss_mb(children))
-                print(
-                    f"worker RSS after {done} exports: parents {[round(x) for x in marks[mark][0]]} MB, "
-                    f"pool processes {[round(x) for x in marks[mark][1]]} MB "
-                    f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, "
-                    f"all done {b.all_done_s:.1f}s)",
-                    flush=True,
-                )
-
+        reached = [m for m in marks if marks[m] is None and done >= m]
+        if reached:  # one line per burst, however many marks it passed
+            parents, children = _worker_pids(stack)
+            rss = (_rss_mb(parents), _rss_mb(children))
+            marks.update(dict.fromkeys(reached, rss))
+            print(
+                f"worker RSS after {done} exports: parents {[round(x) for x in rss[0]]} MB, "
+                f"pool processes {[round(x) for x in rss[1]]} MB "
+                f"(burst of {n}: {b.stack_cpu_s / n:.2f} stack CPU-s/export, "
+                f"all done {b.all_done_s:.1f}s)",
+                flush=True,
+            )
 
 if __name__ == "__main__":
     sys.exit(main())
