@@ -415,5 +415,6 @@ def _rss_series(stack: LocalStack, args: argparse.Namespace) -> None:
                 flush=True,
             )
 
+
 if __name__ == "__main__":
     sys.exit(main())
