@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import delete, func, select, update
@@ -192,13 +194,30 @@ def _post_pinned(
     timeout: float,
 ) -> httpx.Response:
     """POST to the checked addresses only (never a second DNS lookup), in order, as a plain connect
-    would: the next one only when the previous refused the connection."""
+    would: the next one only when the previous refused the connection.
+
+    Through an egress proxy (HTTP(S)_PROXY, which httpx honours) the proxy resolves the name and a
+    pinned https URL would fail its certificate check at the tunnel: there the URL goes as it is, and
+    the proxy's egress policy is what keeps internal addresses out."""
+    if _proxied(client, url):
+        return _post_to(client, Pinned(httpx.URL(url), {}), body, headers, timeout)
     for address in addresses[:-1]:
         try:
             return _post_to(client, pin(url, address), body, headers, timeout)
         except httpx.ConnectError:
             continue
     return _post_to(client, pin(url, addresses[-1]), body, headers, timeout)
+
+
+def _proxied(client: httpx.Client, url: str) -> bool:
+    """Whether httpx will send `url` through a proxy from the environment (the rules it applies)."""
+    if not client.trust_env:
+        return False
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
 
 
 def _post_to(

@@ -34,13 +34,15 @@ class Receiver:
 
     def __init__(self, address: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.hosts: list[str] = []
+        self.paths: list[str] = []
         self.sni: list[str | None] = []
-        hosts = self.hosts
+        hosts, paths = self.hosts, self.paths
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["content-length"]))
                 hosts.append(self.headers["host"])
+                paths.append(self.path)
                 self.send_response(204)
                 self.end_headers()
 
@@ -170,3 +172,19 @@ def test_https_keeps_sni_and_checks_the_certificate_against_the_name(rebinding_d
             assert not attempt.delivered and attempt.retry
             assert f"Hostname mismatch, certificate is not valid for '{HOST}'" in (attempt.error or "")
             assert checked.hosts == []
+
+
+def test_behind_an_egress_proxy_the_proxy_gets_the_name(rebinding_dns, monkeypatch):
+    """With HTTP(S)_PROXY set, httpx sends to the proxy, which resolves the name itself: the URL goes
+    unpinned (a pinned https URL would fail the certificate check at the tunnel)."""
+    for port, checked, rebound in _receivers():
+        # The receiver on the checked address plays the proxy: a proxy gets the absolute URL.
+        monkeypatch.setenv("HTTP_PROXY", f"http://{CHECKED}:{port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with httpx.Client() as client:
+            attempt = _send(f"http://{HOST}:{port}/hook", client)
+        assert attempt.delivered, attempt
+        assert checked.paths == [f"http://{HOST}:{port}/hook"]
+        assert rebinding_dns == [CHECKED]  # the check's lookup; the proxy resolves for the request
+        assert rebound.hosts == []
