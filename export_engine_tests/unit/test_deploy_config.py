@@ -39,6 +39,9 @@ event_log_storage:
   module: dagster_postgres.event_log
   class: PostgresEventLogStorage
   config: {postgres_db: {username: dagster, password: {env: DAGSTER_PG_PASSWORD}, hostname: h, db_name: dagster, port: 5432}}
+run_retries:
+  enabled: true
+  max_retries: 3
 compute_logs:
   module: dagster._core.storage.noop_compute_log_manager
   class: NoOpComputeLogManager
@@ -74,6 +77,7 @@ def test_the_appended_storages_win_when_dagster_reads_the_rendered_instance(tmp_
     for key in STORAGES:
         assert loaded[key]["module"] == "export_engine.dagster_storage"
         assert config[key]["class"] == DAGSTER_YAML[key]["class"]
+    assert config["run_retries"] == DAGSTER_YAML["run_retries"]  # retry_on_asset_or_op_failure too
 
 
 def test_the_helm_values_launch_runs_on_the_celery_workers_like_dagster_yaml():
