@@ -74,7 +74,9 @@ class _Pooled:
 
     def optimize_for_webserver(self, statement_timeout: int, pool_recycle: int, max_overflow: int) -> None:
         """Dagster's webserver settings (autocommit, its statement timeout and overflow), with a pool
-        that holds `WEBSERVER_POOL_SIZE` connections instead of one."""
+        that holds `WEBSERVER_POOL_SIZE` connections instead of one, and pre-ping: Dagster's own pool has
+        none, so after a PostgreSQL restart the gateway's first `launchRun` ran on a dead connection and
+        answered 500 (e2e/test_dagster_storage_restart.py)."""
         replaced = self._engine
         kwargs: dict[str, Any] = {
             "isolation_level": "AUTOCOMMIT",

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import delete, func, select, update
@@ -20,7 +22,7 @@ from export_engine.db.events import EVENT_TYPES, envelope
 from export_engine.db.models import Delivery, ExportEvent, WebhookEndpoint
 from export_engine.notifications import signing
 from export_engine.notifications.errors import NotificationError, UnknownTarget, UnsafeUrl
-from export_engine.notifications.ssrf import IPNetwork, check_url
+from export_engine.notifications.ssrf import IPAddress, IPNetwork, Pinned, check_url, pin
 
 MAX_ENDPOINTS_PER_OWNER = 20
 MAX_ERROR_CHARS = 500
@@ -157,15 +159,13 @@ def send(
 ) -> Attempt:
     """One POST; never raises for the peer's behaviour. The webhook-id is the event id on every attempt."""
     try:
-        check_url(endpoint.url, allowed)  # again: the name may point elsewhere since registration
+        addresses = check_url(endpoint.url, allowed)  # again: the name may point elsewhere by now
     except UnsafeUrl as exc:
         return Attempt(delivered=False, retry=False, error=str(exc))
     body = body_of(event)
     headers = signing.headers(event.id, int(time.time()), body, signing_secrets(endpoint, now))
     try:
-        response = client.post(
-            endpoint.url, content=body, headers=headers, timeout=timeout, follow_redirects=False
-        )
+        response = _post_pinned(client, endpoint.url, addresses, body, headers, timeout)
     except httpx.HTTPError as exc:
         return Attempt(delivered=False, retry=True, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     code = response.status_code
@@ -183,6 +183,54 @@ def send(
     if 300 <= code < 400:
         error = f"HTTP {code}: redirects are not followed ({response.headers.get('location', '')})"
     return Attempt(delivered=False, retry=False, status_code=code, error=error[:MAX_ERROR_CHARS])
+
+
+def _post_pinned(
+    client: httpx.Client,
+    url: str,
+    addresses: list[IPAddress],
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+) -> httpx.Response:
+    """POST to the checked addresses only (never a second DNS lookup), in order, as a plain connect
+    would: the next one only when the previous refused the connection.
+
+    Through an egress proxy (HTTP(S)_PROXY, which httpx honours) the proxy resolves the name and a
+    pinned https URL would fail its certificate check at the tunnel: there the URL goes as it is, and
+    the proxy's egress policy is what keeps internal addresses out."""
+    if _proxied(client, url):
+        return _post_to(client, Pinned(httpx.URL(url), {}), body, headers, timeout)
+    for address in addresses[:-1]:
+        try:
+            return _post_to(client, pin(url, address), body, headers, timeout)
+        except httpx.ConnectError:
+            continue
+    return _post_to(client, pin(url, addresses[-1]), body, headers, timeout)
+
+
+def _proxied(client: httpx.Client, url: str) -> bool:
+    """Whether httpx will send `url` through a proxy from the environment (the rules it applies)."""
+    if not client.trust_env:
+        return False
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def _post_to(
+    client: httpx.Client, target: Pinned, body: bytes, headers: dict[str, str], timeout: float
+) -> httpx.Response:
+    return client.post(
+        target.url,
+        content=body,
+        headers={**headers, **target.headers},
+        extensions=target.extensions,
+        timeout=timeout,
+        follow_redirects=False,
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
