@@ -58,6 +58,7 @@ def main() -> int:
         dagster=int(os.environ.get("DAGSTER_PORT", 3000)),
         api=int(os.environ.get("API_PORT", 8000)),
         redis=int(os.environ.get("REDIS_PORT", 6379)),
+        code_server=int(os.environ.get("CODE_SERVER_PORT", 4000)),
     )
     stack = LocalStack(args.home, ports)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
