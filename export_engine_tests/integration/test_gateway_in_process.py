@@ -8,13 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from api.launcher import RunLauncher
 from api.main import create_app
 from api.security import issue_token
 from api.services.exports import submit_export
 from export_engine.db.session import get_engine, session_factory
+from export_engine.local_stack.processes import free_port
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine.submission import UNCONTESTED_SUBMISSION
 from export_engine_tests.api.conftest import FakeLauncher
@@ -99,3 +100,40 @@ def test_a_new_export_is_submitted_once_and_attached_to_until_it_runs(settings):
         assert canceled.status_code == 200, canceled.text
         assert canceled.json()["status"] == "CANCELED"
         assert launcher.terminated == ["run-1"]
+
+
+UNKNOWN_START = (
+    "could not find where your data starts (the source database did not answer); "
+    "retry later or give date_from"
+)
+
+
+@pytest.mark.parametrize(
+    ("datasets", "source_down"),
+    [(["transactions"], True), (["accounts", "vanished"], False)],
+    ids=["source-unreachable", "table-gone"],
+)
+def test_a_package_without_date_from_is_503_when_the_first_row_cannot_be_found(
+    settings, datasets, source_down
+):
+    """As for an export: another start date would be another dedup key, so no guess; nothing is written."""
+    overrides = (
+        {"source_database_url": f"postgresql://nobody@127.0.0.1:{free_port()}/transactions"}
+        if source_down
+        else {}
+    )
+    launcher = FakeLauncher()
+    owner = f"no-start-{uuid.uuid4()}"
+    headers = {"Authorization": f"Bearer {issue_token(owner, secret=DEV_JWT_SECRET)}"}
+    with _client(settings, launcher, **overrides) as client:
+        response = client.post(
+            "/packages", json={"datasets": datasets, "date_to": "2024-01-31"}, headers=headers
+        )
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": UNKNOWN_START, "errors": []}
+    assert launcher.submitted == []
+    with get_engine(settings.database_url).connect() as conn:
+        rows = conn.execute(
+            text("SELECT count(*) FROM exports WHERE owner = :owner"), {"owner": owner}
+        ).scalar()
+    assert rows == 0
