@@ -137,3 +137,38 @@ def test_a_package_without_date_from_is_503_when_the_first_row_cannot_be_found(
             text("SELECT count(*) FROM exports WHERE owner = :owner"), {"owner": owner}
         ).scalar()
     assert rows == 0
+
+
+class _CrashingLauncher(FakeLauncher):
+    """A submission that fails in a way the gateway does not expect: only an answer sent before it can be a 202."""
+
+    def submit(self, reference_id: str, spec) -> str:
+        self.submitted.append((reference_id, spec))
+        raise RuntimeError("the launcher crashed")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/export", {"table_name": "transactions", "date_from": "2020-04-01", "date_to": "2020-04-30"}),
+        (
+            "/packages",
+            {"datasets": ["tags", "transactions"], "date_from": "2020-04-01", "date_to": "2020-04-30"},
+        ),
+    ],
+)
+def test_a_new_export_or_package_is_answered_before_its_run_is_submitted(settings, path, body):
+    launcher = _CrashingLauncher()
+    owner = f"answered-first-{uuid.uuid4()}"
+    headers = {"Authorization": f"Bearer {issue_token(owner, secret=DEV_JWT_SECRET)}"}
+    with _client(settings, launcher) as client:
+        created = client.post(path, json=body, headers=headers)
+        assert created.status_code == 202, created.text
+        reference_id = created.json()["reference_id"]
+        assert created.json()["status"] == "PENDING"
+        assert [ref for ref, _ in launcher.submitted] == [reference_id]  # tried once, after the answer
+
+        canceled = client.delete(f"{path}/{reference_id}", headers=headers)  # no run to terminate
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "CANCELED"
+        assert launcher.terminated == []
