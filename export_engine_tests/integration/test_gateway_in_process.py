@@ -142,8 +142,9 @@ def test_a_package_without_date_from_is_503_when_the_first_row_cannot_be_found(
 class _CrashingLauncher(FakeLauncher):
     """A submission that fails in a way the gateway does not expect: only an answer sent before it can be a 202."""
 
-    def submit(self, reference_id: str, spec) -> str:
+    def submit(self, reference_id: str, spec, *, look_first: bool = True) -> str:
         self.submitted.append((reference_id, spec))
+        self.looked_first.append(look_first)
         raise RuntimeError("the launcher crashed")
 
 
@@ -167,6 +168,7 @@ def test_a_new_export_or_package_is_answered_before_its_run_is_submitted(setting
         reference_id = created.json()["reference_id"]
         assert created.json()["status"] == "PENDING"
         assert [ref for ref, _ in launcher.submitted] == [reference_id]  # tried once, after the answer
+        assert launcher.looked_first == [False]  # just committed: no runs lookup first, as for an export
 
         canceled = client.delete(f"{path}/{reference_id}", headers=headers)  # no run to terminate
         assert canceled.status_code == 200, canceled.text
