@@ -16,18 +16,15 @@ from export_engine.db.lifecycle import ACTIVE as ACTIVE_STATUS_VALUES
 from export_engine.db.lifecycle import Claim
 from export_engine.db.models import Export
 from export_engine.db.repository import ExportRepository
-from export_engine.engine import describe_error, is_permanent, run_export
+from export_engine.engine import describe_error, run_export
 from export_engine.errors import ExportPermanentError
 from export_engine.heartbeat import LatestRows, heartbeat
+from export_engine.op_failures import EXPORT_RETRY_POLICY, failure_policy
+from export_engine.op_failures import MAX_RETRIES as MAX_RETRIES  # re-exported: tests count attempts
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.settings import Settings, get_settings
-from export_engine.streaming import UploadStopped
 
-MAX_RETRIES = 3
-EXPORT_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=MAX_RETRIES, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 RUN_TAG_KEYS = ("reference_id", "owner", "table_name", "format", "dedup_key")
 
 
@@ -70,7 +67,14 @@ def export_op(
         if not repo.beat(reference_id, run_id, progress.rows):
             ended_elsewhere.set()
 
-    try:
+    with failure_policy(
+        context,
+        repo,
+        kind="export",
+        claim=claim,
+        claimed_at=claimed_at,
+        max_runtime_seconds=settings.export_max_runtime_seconds,
+    ):
         spec = _read_spec(claim.export)
         key = spec.object_key(reference_id, run_id)
         _refuse_if_past_deadline(repo, claim, run_id, settings.export_max_runtime_seconds)
@@ -90,39 +94,6 @@ def export_op(
                 parallel=settings.export_parallel_streams,
                 stop=ended_elsewhere,
             )
-    except dg.Failure:
-        raise  # already decided: permanent, recorded on the export
-    except UploadStopped as exc:
-        export = repo.get(reference_id)
-        status = export.status if export else "missing"
-        reason = f"stopped: the export became {status} (or another run took it over); its upload was aborted"
-        context.log.warning("export %s %s", reference_id, reason)
-        raise dg.Failure(description=reason, allow_retries=False) from exc
-    except dg.DagsterExecutionInterruptedError as exc:
-        # Canceled by its owner (already CANCELED: this is a no-op), from the UI, or by the run monitor.
-        age = claim.age_seconds + time.monotonic() - claimed_at
-        reason = _termination_reason(age, settings.export_max_runtime_seconds)
-        repo.fail(reference_id, reason, run_id=run_id)
-        raise dg.Failure(description=reason, allow_retries=False) from exc
-    except Exception as exc:
-        reason = describe_error(exc)
-        permanent = is_permanent(exc)
-        if permanent or context.retry_number >= MAX_RETRIES:
-            repo.fail(reference_id, reason, run_id=run_id)
-            context.log.error("export %s failed: %s", reference_id, reason)
-            raise dg.Failure(
-                description=reason,
-                metadata={
-                    "reference_id": reference_id,
-                    "permanent": permanent,
-                    "attempt": context.retry_number + 1,
-                },
-                allow_retries=False,
-            ) from exc
-        context.log.warning(
-            "export %s: attempt %d failed (%s); will retry", reference_id, context.retry_number + 1, reason
-        )
-        raise
 
     completed = _record_completion(
         repo,
@@ -200,12 +171,6 @@ def _read_spec(export: Export) -> ExportSpec:
         raise ExportPermanentError(
             f"the export's stored request cannot be read: {describe_error(exc)}; the request: {request}"
         ) from exc
-
-
-def _termination_reason(age_seconds: float, max_runtime_seconds: int) -> str:
-    if age_seconds > max_runtime_seconds:
-        return f"exceeded the maximum runtime of {max_runtime_seconds} seconds"
-    return "the run was terminated"
 
 
 def _refuse_if_past_deadline(

@@ -170,6 +170,10 @@ class _Guard(io.RawIOBase):
         written: int = self._target.write(data)
         return written
 
+    def flush(self) -> None:
+        if not self.dead:  # a dead package's archive may be collected after its guard was closed
+            super().flush()
+
 
 def plan(spec: PackageSpec, catalog: Catalog) -> list[tuple[Dataset, ExportSpec, Part]]:
     return [

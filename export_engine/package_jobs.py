@@ -4,8 +4,9 @@ The ZIP is one stream into one multipart upload, so the datasets are written by 
 other: an op boundary between two entries would have to end the stream (stage files, or hand a live
 upload from op to op, which a retry could not resume). Each dataset is instead a dynamic output of the
 op, yielded the moment its entry is written, so the Dagster UI lists every dataset of the run with
-its rows, bytes, SHA-256 and seconds. Claiming, heartbeat, cancellation, the runtime deadline, the retry
-policy and completion are the export op's (`export_engine.jobs`), on the same row and state machine.
+its rows, bytes, SHA-256 and seconds. Claiming, heartbeat, cancellation, the runtime deadline and
+completion are the export op's (`export_engine.jobs`), and so are the retry policy and what a failure
+does (`export_engine.op_failures`), on the same row and state machine.
 """
 # No `from __future__ import annotations`: Dagster reads the op annotations at definition time.
 
@@ -20,22 +21,15 @@ import dagster as dg
 from export_engine.catalog import load_catalog
 from export_engine.db.lifecycle import ACTIVE as ACTIVE_STATUS_VALUES
 from export_engine.db.models import Export
-from export_engine.engine import describe_error, is_permanent
+from export_engine.engine import describe_error
 from export_engine.errors import ExportPermanentError
 from export_engine.heartbeat import heartbeat
-from export_engine.jobs import (
-    EXPORT_RETRY_POLICY,
-    MAX_RETRIES,
-    _claim,
-    _record_completion,
-    _refuse_if_past_deadline,
-    _termination_reason,
-)
+from export_engine.jobs import _claim, _record_completion, _refuse_if_past_deadline
+from export_engine.op_failures import EXPORT_RETRY_POLICY, failure_policy
 from export_engine.package import PackageSpec
 from export_engine.package_engine import PackageProgress, PackageResult, Part, plan, stream_package
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.settings import get_settings
-from export_engine.streaming import UploadStopped
 
 
 class PackageConfig(dg.Config):
@@ -74,7 +68,15 @@ def package_op(
     catalog = load_catalog(settings.catalog_path)
     result: PackageResult | None = None
     spec: PackageSpec | None = None
-    try:
+    with failure_policy(
+        context,
+        repo,
+        kind="package",
+        claim=claim,
+        claimed_at=claimed_at,
+        max_runtime_seconds=settings.export_max_runtime_seconds,
+        on_stop=lambda: _abort_own_uploads(context, storage, spec, reference_id),
+    ):
         spec = _read_spec(claim.export)
         progress = PackageProgress([part for _, _, part in plan(spec, catalog)])
 
@@ -115,40 +117,6 @@ def package_op(
                     )
                 else:
                     result = item
-    except dg.Failure:
-        raise
-    except UploadStopped as exc:
-        _abort_own_uploads(context, storage, spec, reference_id)
-        export = repo.get(reference_id)
-        status = export.status if export else "missing"
-        reason = f"stopped: the package became {status} (or another run took it over); its upload was aborted"
-        context.log.warning("package %s %s", reference_id, reason)
-        raise dg.Failure(description=reason, allow_retries=False) from exc
-    except dg.DagsterExecutionInterruptedError as exc:
-        age = claim.age_seconds + time.monotonic() - claimed_at
-        reason = _termination_reason(age, settings.export_max_runtime_seconds)
-        repo.fail(reference_id, reason, run_id=run_id)
-        _abort_own_uploads(context, storage, spec, reference_id)
-        raise dg.Failure(description=reason, allow_retries=False) from exc
-    except Exception as exc:
-        reason = describe_error(exc)
-        permanent = is_permanent(exc)
-        if permanent or context.retry_number >= MAX_RETRIES:
-            repo.fail(reference_id, reason, run_id=run_id)
-            context.log.error("package %s failed: %s", reference_id, reason)
-            raise dg.Failure(
-                description=reason,
-                metadata={
-                    "reference_id": reference_id,
-                    "permanent": permanent,
-                    "attempt": context.retry_number + 1,
-                },
-                allow_retries=False,
-            ) from exc
-        context.log.warning(
-            "package %s: attempt %d failed (%s); will retry", reference_id, context.retry_number + 1, reason
-        )
-        raise
 
     if result is None:  # stream_package always ends with its result
         raise dg.Failure(description="the package stream ended without a result", allow_retries=False)

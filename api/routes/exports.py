@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from api.background_submission import submit_in_background
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.errors import ErrorBody
-from api.launcher import RunLauncher
 from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
@@ -26,13 +24,11 @@ from api.services.exports import (
     list_exports,
     signed_download,
     spec_for,
-    submit_export,
 )
 from api.services.streams import check_pdf_rows
 from api.source_lookups import check_owned_values, fill_progress
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
-from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
 from export_engine.storage import S3Storage
 
@@ -89,7 +85,7 @@ def post_export(
     )
     if result.to_submit is not None:  # answered first: a burst of POSTs never queues on Dagster's webserver
         background.add_task(
-            _submit_in_background,
+            submit_in_background,
             request.app.state,
             launcher,
             result.export.reference_id,
@@ -207,31 +203,6 @@ def delete_export(
         session=session, principal=principal, reference_id=reference_id, launcher=launcher, storage=storage
     )
     return _view(export, storage=storage, ttl_seconds=settings.presign_ttl_seconds, now=_db_now(session))
-
-
-# Runs handed to Dagster's webserver at once; the others wait here as coroutines, holding no thread
-# of the pool that serves requests.
-_SUBMISSIONS = anyio.CapacityLimiter(4)
-
-
-async def _submit_in_background(
-    state: Any,
-    launcher: RunLauncher,
-    reference_id: str,
-    spec: ExportSpec | PackageSpec,
-    committed_at: float | None = None,
-) -> None:
-    """After the 202 went out. A gateway that stops first loses nothing: the export is PENDING without a
-    run, and `export_reconciler_sensor` submits it after its grace period."""
-    submit = partial(
-        submit_export,
-        sessions=state.sessions,
-        launcher=launcher,
-        reference_id=reference_id,
-        spec=spec,
-        committed_at=committed_at,
-    )
-    await anyio.to_thread.run_sync(submit, limiter=_SUBMISSIONS)
 
 
 def _db_now(session: SessionDep) -> datetime:

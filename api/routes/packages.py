@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from api.background_submission import submit_in_background
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.errors import ErrorBody
 from api.openapi import bearer, errors
@@ -43,6 +44,7 @@ def post_package(
     body: PackageRequest,
     request: Request,
     response: Response,
+    background: BackgroundTasks,
     session: SessionDep,
     principal: PrincipalDep,
     launcher: LauncherDep,
@@ -60,7 +62,17 @@ def post_package(
         policy=ReusePolicy.from_settings(settings),
         lookups=getattr(request.app.state, "source_lookups", None),
         owner_limit=settings.owner_active_export_limit,
+        defer_submission=True,
     )
+    if result.to_submit is not None:  # answered first, as POST /export: Dagster's webserver can be slow
+        background.add_task(
+            submit_in_background,
+            request.app.state,
+            launcher,
+            result.export.reference_id,
+            result.to_submit,
+            result.committed_at,
+        )
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     status_url = f"/packages/{result.export.reference_id}"

@@ -1,9 +1,9 @@
 """Creating and reading packages: a package is an `exports` row of kind 'package'.
 
 Creation is `create_for_spec` of the export service with the package's canonical spec: the same
-advisory lock, finality, REUSE / ATTACH / NEW decision, owner cap and submission. Reading, downloading,
-listing and DELETE are the export service's functions with `kind="package"`, so another owner's
-package, an export's id or an unknown id are the same 404.
+advisory lock, finality, REUSE / ATTACH / NEW decision, owner cap and (deferred) submission. Reading,
+downloading, listing and DELETE are the export service's functions with `kind="package"`, so another
+owner's package, an export's id or an unknown id are the same 404.
 """
 
 from __future__ import annotations
@@ -85,7 +85,10 @@ def create_package(
     lookups: SourceLookups | None,
     owner_limit: int | None = None,
     now: datetime | None = None,
+    defer_submission: bool = False,
 ) -> CreateResult:
+    """As `create_export`: with `defer_submission` a new package is only committed PENDING and returned
+    with `to_submit`, for the caller to submit once it has answered."""
     now = now or lifecycle.db_now(session)  # "today" on the database's clock, as for an export
     today = business_today(now, policy.timezone)
     spec = package_spec_for(
@@ -102,6 +105,7 @@ def create_package(
         policy=policy,
         owner_limit=owner_limit,
         now=now,
+        defer_submission=defer_submission,
     )
 
 

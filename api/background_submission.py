@@ -1,0 +1,46 @@
+"""Handing a committed PENDING export or package to Dagster after the answer went out.
+
+`POST /export` and `POST /packages` commit the row, answer 202, and only then submit the run (a burst
+of POSTs never queues on Dagster's webserver). A submission that is lost (Dagster unreachable, the
+gateway stopped first) leaves the row PENDING without a run: `export_reconciler_sensor` submits it after
+its grace period, whatever its kind.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import anyio
+
+from api.launcher import RunLauncher
+from api.services.exports import submit_export
+from export_engine.package import PackageSpec
+from export_engine.request import ExportSpec
+
+# Runs handed to Dagster's webserver at once; the others wait here as coroutines, holding no thread
+# of the pool that serves requests.
+SUBMISSIONS = anyio.CapacityLimiter(4)
+
+
+async def submit_in_background(
+    state: Any,
+    launcher: RunLauncher,
+    reference_id: str,
+    spec: ExportSpec | PackageSpec,
+    committed_at: float | None = None,
+) -> None:
+    """A background task of the creating POST (`state` is the app's: its `sessions`); `committed_at` as
+    for `submit_export`."""
+    submit = partial(
+        submit_export,
+        sessions=state.sessions,
+        launcher=launcher,
+        reference_id=reference_id,
+        spec=spec,
+        committed_at=committed_at,
+    )
+    await anyio.to_thread.run_sync(submit, limiter=SUBMISSIONS)
+
+
+__all__ = ["SUBMISSIONS", "submit_in_background"]
