@@ -49,7 +49,7 @@ def export_row(spec: ExportSpec, reference_id: str, **columns: Any) -> Export:
 class NoDagster:
     """A launcher for gateway tests without Dagster: exports are committed and handed over; none runs."""
 
-    def submit(self, reference_id: str, spec: ExportSpec) -> str:
+    def submit(self, reference_id: str, spec: ExportSpec, *, look_first: bool = True) -> str:
         return f"run-{reference_id}"
 
     def terminate(self, run_id: str) -> None:
