@@ -351,6 +351,7 @@ def main() -> int:
     parser.add_argument("--rss-exports", type=int, default=1000, help="worker RSS after this many (0: skip)")
     parser.add_argument("--launchers", default="default,celery", help="which, in order (default,celery)")
     parser.add_argument("--worker-nodes", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=2, help="pool processes per worker node")
     parser.add_argument("--singles", type=int, default=0, help="then K tiny exports one at a time (0: skip)")
     parser.add_argument(
         "--fairness",
@@ -364,7 +365,11 @@ def main() -> int:
     environ = {
         k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "CELERY_"))
     }
-    environ.update(OWNER_ACTIVE_EXPORT_LIMIT="1000", LOG_LEVEL="WARNING")
+    environ.update(
+        OWNER_ACTIVE_EXPORT_LIMIT="1000",
+        LOG_LEVEL="WARNING",
+        CELERY_WORKER_CONCURRENCY=str(args.worker_concurrency),
+    )
     stack = LocalStack(home, Ports.free(), environ=environ)
     print(f"stack under {home}; machine: {os.cpu_count()} cores, load {_loadavg()}")
     results = []

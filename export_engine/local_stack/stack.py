@@ -276,6 +276,8 @@ class LocalStack:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
         # libpq's default application_name: pg_stat_activity and the server log say which part connected.
         env = {**env, "PGAPPNAME": env.get("PGAPPNAME", name)}
+        if name != "api":  # the gateway's process count: dagster-webserver's uvicorn reads it too, and exits
+            env.pop("WEB_CONCURRENCY", None)
         process = ManagedProcess(
             name, argv, env=env, log_path=self.home / "logs" / f"{name}.log", cwd=PROJECT_ROOT
         )
