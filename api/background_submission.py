@@ -12,9 +12,10 @@ from functools import partial
 from typing import Any
 
 import anyio
+from fastapi import BackgroundTasks, Request
 
 from api.launcher import RunLauncher
-from api.services.exports import submit_export
+from api.services.exports import CreateResult, submit_export
 from export_engine.package import PackageSpec
 from export_engine.request import ExportSpec
 
@@ -43,4 +44,19 @@ async def submit_in_background(
     await anyio.to_thread.run_sync(submit, limiter=SUBMISSIONS)
 
 
-__all__ = ["SUBMISSIONS", "submit_in_background"]
+def submit_after_answer(
+    background: BackgroundTasks, request: Request, launcher: RunLauncher, result: CreateResult
+) -> None:
+    """Schedule the run of a newly created row (nothing for a reuse or an attach) after the answer."""
+    if result.to_submit is not None:
+        background.add_task(
+            submit_in_background,
+            request.app.state,
+            launcher,
+            result.export.reference_id,
+            result.to_submit,
+            result.committed_at,
+        )
+
+
+__all__ = ["SUBMISSIONS", "submit_after_answer", "submit_in_background"]

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from api.background_submission import submit_in_background
+from api.background_submission import submit_after_answer
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.errors import ErrorBody
 from api.openapi import bearer, errors
@@ -83,15 +83,7 @@ def post_export(
         owner_limit=settings.owner_active_export_limit,
         defer_submission=True,
     )
-    if result.to_submit is not None:  # answered first: a burst of POSTs never queues on Dagster's webserver
-        background.add_task(
-            submit_in_background,
-            request.app.state,
-            launcher,
-            result.export.reference_id,
-            result.to_submit,
-            result.committed_at,
-        )
+    submit_after_answer(background, request, launcher, result)  # a burst never queues on Dagster's webserver
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     status_url = f"/export/{result.export.reference_id}"

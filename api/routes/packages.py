@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from api.background_submission import submit_in_background
+from api.background_submission import submit_after_answer
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
 from api.errors import ErrorBody
 from api.openapi import bearer, errors
@@ -64,15 +64,7 @@ def post_package(
         owner_limit=settings.owner_active_export_limit,
         defer_submission=True,
     )
-    if result.to_submit is not None:  # answered first, as POST /export: Dagster's webserver can be slow
-        background.add_task(
-            submit_in_background,
-            request.app.state,
-            launcher,
-            result.export.reference_id,
-            result.to_submit,
-            result.committed_at,
-        )
+    submit_after_answer(background, request, launcher, result)  # answered first, as POST /export
     if result.outcome != "created":
         response.status_code = status.HTTP_200_OK
     status_url = f"/packages/{result.export.reference_id}"

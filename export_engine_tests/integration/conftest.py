@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg2
 import pytest
 
 from export_engine.catalog import Catalog, Dataset, load_catalog
 from export_engine.db.migrate import upgrade
 from export_engine.resources import S3StorageResource, SourceDatabaseResource
-from export_engine.settings import Settings
+from export_engine.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +21,18 @@ def settings(stack, settings: Settings) -> Settings:
     url = stack.postgres.ensure_database("exports_integration")
     upgrade(url)
     return settings.model_copy(update={"database_url": url})
+
+
+@pytest.fixture
+def op_settings(stack, settings, monkeypatch) -> Iterator[None]:
+    """The op reads its settings (catalog path, deadline) from the environment, as in a run worker."""
+    for name in ("CATALOG_PATH", "SOURCE_DATABASE_URL"):
+        monkeypatch.setenv(name, stack.env[name])
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("EXPORT_MAX_RUNTIME_SECONDS", "3600")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ fails it with the same reason; the Dagster failure carries the same metadata for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -21,25 +20,12 @@ from export_engine.package import PackageSpec
 from export_engine.package_jobs import package_job
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
-from export_engine.settings import get_settings
 from export_engine.submission import run_config_for
 from export_engine_tests import faults
 
 pytestmark = pytest.mark.integration
 
 RANGE = (date(2020, 1, 1), date(2020, 3, 31))
-
-
-@pytest.fixture
-def op_settings(stack, settings, monkeypatch) -> Iterator[None]:
-    """The op reads its settings (catalog path, deadline) from the environment, as in a run worker."""
-    for name in ("CATALOG_PATH", "SOURCE_DATABASE_URL"):
-        monkeypatch.setenv(name, stack.env[name])
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("EXPORT_MAX_RUNTIME_SECONDS", "3600")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def _spec(kind: str, dataset: str) -> ExportSpec | PackageSpec:

@@ -24,24 +24,11 @@ from export_engine.jobs import MAX_RETRIES, export_job
 from export_engine.request import ExportSpec
 from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.retention import abort_abandoned_uploads
-from export_engine.settings import get_settings
 from export_engine.submission import run_config_for
 from export_engine_tests import faults
 from export_engine_tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def op_settings(stack, settings, monkeypatch) -> Iterator[None]:
-    """The op reads its settings (catalog path, deadline) from the environment, as in a real run worker."""
-    for name in ("CATALOG_PATH", "SOURCE_DATABASE_URL"):
-        monkeypatch.setenv(name, stack.env[name])
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("EXPORT_MAX_RUNTIME_SECONDS", "3600")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture
