@@ -76,12 +76,10 @@ def post_export(
         session=session,
         principal=principal,
         request=body,
-        launcher=launcher,
         storage=storage,
         catalog=catalog,
         policy=ReusePolicy.from_settings(settings),
         owner_limit=settings.owner_active_export_limit,
-        defer_submission=True,
     )
     submit_after_answer(background, request, launcher, result)  # a burst never queues on Dagster's webserver
     if result.outcome != "created":

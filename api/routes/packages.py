@@ -56,13 +56,11 @@ def post_package(
         session=session,
         principal=principal,
         request=body,
-        launcher=launcher,
         storage=storage,
         catalog=catalog,
         policy=ReusePolicy.from_settings(settings),
         lookups=getattr(request.app.state, "source_lookups", None),
         owner_limit=settings.owner_active_export_limit,
-        defer_submission=True,
     )
     submit_after_answer(background, request, launcher, result)  # answered first, as POST /export
     if result.outcome != "created":

@@ -53,7 +53,7 @@ LOCK_TIMEOUT_MS = 5000  # identical requests queue on the key's lock; none holds
 class CreateResult:
     export: Export
     outcome: Outcome
-    to_submit: ExportSpec | PackageSpec | None = None  # with `defer_submission`: the caller submits it
+    to_submit: ExportSpec | PackageSpec | None = None  # created: the caller submits it (`submit_export`)
     committed_at: float | None = None  # time.monotonic() after the PENDING row's commit
 
 
@@ -79,17 +79,15 @@ def create_export(
     session: Session,
     principal: Principal,
     request: ExportRequest,
-    launcher: RunLauncher,
     storage: S3Storage,
     catalog: Catalog,
     policy: ReusePolicy,
     owner_limit: int | None = None,
     now: datetime | None = None,
-    defer_submission: bool = False,
 ) -> CreateResult:
     """`now` defaults to the database's clock (tests pass a frozen one); `owner_limit` caps an owner's
-    PENDING + RUNNING exports (None: no cap). With `defer_submission` a new export is only committed
-    PENDING and returned with `to_submit`: the caller calls `submit_export` once it has answered."""
+    PENDING + RUNNING exports (None: no cap). A new export is only committed PENDING and returned with
+    `to_submit`: the caller calls `submit_export` once it has answered."""
     dataset, spec = spec_for(catalog, principal, request)
     final_since = final_at(
         date_to=spec.date_to,
@@ -102,12 +100,10 @@ def create_export(
         spec=spec,
         final_since=final_since,
         force_refresh=request.force_refresh,
-        launcher=launcher,
         storage=storage,
         policy=policy,
         owner_limit=owner_limit,
         now=now,
-        defer_submission=defer_submission,
     )
 
 
@@ -117,16 +113,14 @@ def create_for_spec(
     spec: ExportSpec | PackageSpec,
     final_since: datetime,
     force_refresh: bool,
-    launcher: RunLauncher,
     storage: S3Storage,
     policy: ReusePolicy,
     owner_limit: int | None = None,
     now: datetime | None = None,
-    defer_submission: bool = False,
 ) -> CreateResult:
     """The dedup rules for a canonical spec of either kind (an export, or a package: its key is never
-    an export's), whose data is final from `final_since`. With `defer_submission` a new one is only
-    committed PENDING and returned with `to_submit`: the caller calls `submit_export` once it answered."""
+    an export's), whose data is final from `final_since`. A new one is only committed PENDING and
+    returned with `to_submit`: the caller calls `submit_export` once it has answered."""
     key = spec.dedup_key
     now = now or lifecycle.db_now(session)
     session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
@@ -168,10 +162,7 @@ def create_for_spec(
         export = lifecycle.create_pending(session, spec)
 
     log.info(f"{spec.kind} created", extra={"reference_id": export.reference_id, "dedup_key": key})
-    if defer_submission:
-        return CreateResult(export, "created", to_submit=spec, committed_at=time.monotonic())
-    _submit(session, launcher, export, spec)
-    return CreateResult(export, "created")
+    return CreateResult(export, "created", to_submit=spec, committed_at=time.monotonic())
 
 
 def submit_export(
@@ -272,20 +263,6 @@ def _checked_candidate(
     if candidate is None or not candidate.s3_key:
         return None
     return _Checked(candidate.s3_key, missing=not storage.exists(candidate.s3_key))
-
-
-def _submit(session: Session, launcher: RunLauncher, export: Export, spec: ExportSpec | PackageSpec) -> None:
-    """Hand the committed export to Dagster; if Dagster is unreachable the reconciler submits it later."""
-    try:
-        run_id = launcher.submit(export.reference_id, spec)
-    except LaunchError as exc:
-        log.warning(
-            "run submission deferred to the reconciler: %s", exc, extra={"reference_id": export.reference_id}
-        )
-        return
-    with session.begin():
-        lifecycle.record_run(session, export.reference_id, run_id)
-    export.dagster_run_id = export.dagster_run_id or run_id
 
 
 def get_export(*, session: Session, principal: Principal, reference_id: str, kind: str = "export") -> Export:

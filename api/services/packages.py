@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from sqlalchemy.orm import Session
 
 from api.errors import InvalidRequest, ServiceUnavailable
-from api.launcher import RunLauncher
 from api.package_schemas import PackagePart, PackageRequest, PackageView
 from api.security import Principal
 from api.services.exports import CreateResult, ReusePolicy, create_for_spec, signed_download
@@ -78,17 +77,15 @@ def create_package(
     session: Session,
     principal: Principal,
     request: PackageRequest,
-    launcher: RunLauncher,
     storage: S3Storage,
     catalog: Catalog,
     policy: ReusePolicy,
     lookups: SourceLookups | None,
     owner_limit: int | None = None,
     now: datetime | None = None,
-    defer_submission: bool = False,
 ) -> CreateResult:
-    """As `create_export`: with `defer_submission` a new package is only committed PENDING and returned
-    with `to_submit`, for the caller to submit once it has answered."""
+    """As `create_export`: a new package is only committed PENDING and returned with `to_submit`, for
+    the caller to submit once it has answered."""
     now = now or lifecycle.db_now(session)  # "today" on the database's clock, as for an export
     today = business_today(now, policy.timezone)
     spec = package_spec_for(
@@ -100,12 +97,10 @@ def create_package(
         spec=spec,
         final_since=final_since,
         force_refresh=request.force_refresh,
-        launcher=launcher,
         storage=storage,
         policy=policy,
         owner_limit=owner_limit,
         now=now,
-        defer_submission=defer_submission,
     )
 
 

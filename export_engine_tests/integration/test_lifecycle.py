@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.cancellation import cancel_export
-from api.services.exports import ReusePolicy, create_export, signed_download
+from api.services.exports import ReusePolicy, create_export, signed_download, submit_export
 from export_engine.catalog import load_catalog
 from export_engine.db import lifecycle
 from export_engine.db.models import Export
@@ -232,11 +232,18 @@ def _post(
             session=session,
             principal=Principal(owner),
             request=request,
-            launcher=launcher,
             storage=storage,
             catalog=load_catalog(settings.catalog_path),
             policy=policy,
             now=now,
+        )
+    if result.to_submit is not None:  # as the route does once it has answered
+        submit_export(
+            sessions=sessions,
+            launcher=launcher,
+            reference_id=result.export.reference_id,
+            spec=result.to_submit,
+            committed_at=result.committed_at,
         )
     return result, launcher
 
