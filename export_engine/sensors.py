@@ -8,8 +8,13 @@ Dagster run, and whatever fell between the gaps is resolved.
 | queued longer than the queue timeout      | FAILED, then the queued run is canceled                    |
 | started, heartbeat older than the timeout | report the run failed: run retries start a run that takes over |
 | finished, a newer run of the export lives | nothing: that run takes the export over                    |
-| failed, a run retry promised (will_retry) | wait `RETRY_GRACE`, then FAILED "retry never launched"     |
-| finished otherwise                        | FAILED with the run's failure message                      |
+| its newest run failed, a retry promised   | wait `RUN_RETRY_GRACE_SECONDS` for Dagster's retry, then submit one run in its place (runs ≤ 1 + run_retries.max_retries) |
+| its newest run finished otherwise         | FAILED with that run's failure message                     |
+
+A promised retry can be lost: Dagster stores a RUN_FAILURE event a moment before it marks the run
+FAILURE, and its retry daemon (which reads new failure events by cursor) skips an event whose run still
+looks alive. The reconciler then submits the run Dagster did not; a late retry of Dagster's finds the
+export held by a live run and does nothing (the claim is fenced by run id).
 
 Every decision is written through `lifecycle` (fenced by the run id it saw) *before* any S3 call;
 aborting the export's uploads afterwards is best effort, and retention sweeps what is left. A sensor
@@ -18,13 +23,13 @@ tick that raises is simply retried on the next tick: no cursor is advanced past 
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
 import time
-from datetime import timedelta
 
 import dagster as dg
 from sqlalchemy import func, select
 
 from export_engine.db import lifecycle
 from export_engine.db.models import Export, ExportStatus
+from export_engine.db.repository import ExportRepository
 from export_engine.db.session import session_factory
 from export_engine.jobs import export_job
 from export_engine.package import stored_spec
@@ -33,8 +38,8 @@ from export_engine.resources import ExportDbResource, S3StorageResource
 from export_engine.settings import Settings, get_settings
 from export_engine.submission import ORPHAN_GRACE, job_name_for, run_config_for, run_tags_with_deadline
 
-RETRY_GRACE = timedelta(seconds=120)  # Dagster's retry daemon launches a promised retry within seconds
 WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run it is about to retry
+REPLACES_TAG = "export_engine/replaces_run"  # on a run the reconciler submitted for a lost retry
 BATCH = 200
 
 _WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
@@ -132,23 +137,49 @@ def _reconcile(
             context.log.warning("export %s: %s; failing run %s", ref, message, holder)
             instance.report_run_failed(run, message)
         return None
-    # The holder finished without finishing the export.
-    newest = _newest_run(instance, ref)
-    if newest is not None and newest.run_id != holder and newest.status in (*_WAITING, *_LIVE):
+    # The holder finished without finishing the export; a newer run of it (a retry) may be on its way.
+    last = _newest_run(instance, ref) or run
+    if last.status in (*_WAITING, *_LIVE):
         return None
     # No tag yet is not "no retry": Dagster stores the failure first and tags it a moment later (the
     # run monitor fails a run whose Celery task died, and this sensor can read it in between).
-    will_retry = run.tags.get(WILL_RETRY_TAG)
-    if run.status == dg.DagsterRunStatus.FAILURE and will_retry != "false":
-        record = instance.get_run_record_by_id(holder)
+    will_retry = last.tags.get(WILL_RETRY_TAG)
+    if last.status == dg.DagsterRunStatus.FAILURE and will_retry != "false":
+        record = instance.get_run_record_by_id(last.run_id)
         ended = record.end_time if record is not None and record.end_time else time.time()
-        if time.time() - ended < RETRY_GRACE.total_seconds():
+        if time.time() - ended < settings.run_retry_grace_seconds:  # Dagster's retry comes in seconds
             return None
         if will_retry == "true":
-            return _fail(
-                repo, ref, holder, "the run failed and the retry Dagster promised was never launched"
-            )
-    return _fail(repo, ref, holder, _run_failure_reason(instance, run))
+            return _replace_lost_retry(context, repo, export, last, settings)
+    return _fail(repo, ref, holder, _run_failure_reason(instance, last))
+
+
+def _replace_lost_retry(
+    context: dg.SensorEvaluationContext,
+    repo: ExportRepository,
+    export: Export,
+    failed: dg.DagsterRun,
+    settings: Settings,
+) -> dg.RunRequest | str | None:
+    """Submit the retry Dagster promised for `failed` and never launched, within the same retry budget."""
+    instance, ref = context.instance, export.reference_id
+    runs_so_far = instance.get_runs_count(dg.RunsFilter(tags={"reference_id": ref}))
+    if runs_so_far > instance.run_retries_max_retries:
+        reason = f"its run failed {runs_so_far} times: {_run_failure_reason(instance, failed)}"
+        return _fail(repo, ref, export.dagster_run_id, reason)
+    context.log.warning(
+        "export %s: Dagster promised to retry run %s but launched nothing in %d s; submitting a run in its place",
+        ref,
+        failed.run_id,
+        settings.run_retry_grace_seconds,
+    )
+    tags = run_tags_with_deadline(ref, stored_spec(export.params), settings.export_max_runtime_seconds)
+    return dg.RunRequest(
+        run_key=f"{ref}:after:{failed.run_id}",  # one per lost retry, however many ticks see it
+        job_name=job_name_for(export.kind),
+        run_config=run_config_for(ref, export.kind),
+        tags={**tags, REPLACES_TAG: failed.run_id},
+    )
 
 
 def _runs_by_id(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, dg.DagsterRun]:

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     heartbeat_timeout_seconds: int = Field(
         30, ge=10, description="no heartbeat this long: the worker is gone"
     )
+    run_retry_grace_seconds: int = Field(
+        60,
+        ge=5,
+        description="a run retry Dagster promised and did not launch this long after the failure is "
+        "submitted by the reconciler instead",
+    )
     export_queue_timeout_seconds: int = Field(
         2 * 3600, gt=0, description="an export whose run waited in Dagster's queue this long fails"
     )

@@ -51,6 +51,7 @@ def stack() -> Iterator[LocalStack]:
         env["METRICS_CACHE_SECONDS"] = "0"  # the e2e metric tests compare two scrapes seconds apart
         env["EXPORT_MAX_RUNTIME_SECONDS"] = str(EXPORT_MAX_RUNTIME_SECONDS)
         env["HEARTBEAT_TIMEOUT_SECONDS"] = "15"
+        env["RUN_RETRY_GRACE_SECONDS"] = "20"  # well past Dagster's own retry (one 5 s daemon tick)
         env["TELEGRAM_BOT_TOKEN"] = TELEGRAM_TOKEN
         env["TELEGRAM_API_URL"] = f"http://127.0.0.1:{TELEGRAM_PORT}"
         env["TELEGRAM_WEBHOOK_SECRET"] = TELEGRAM_SECRET

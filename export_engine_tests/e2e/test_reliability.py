@@ -7,10 +7,13 @@ import re
 import signal
 import time
 
+import dagster as dg
 import httpx
 import pytest
+from dagster._core.events import DagsterEvent, DagsterEventType
 
 from export_engine.resources import S3StorageResource
+from export_engine.sensors import REPLACES_TAG
 from export_engine_tests import faults
 from export_engine_tests.conftest import EXPORT_MAX_RUNTIME_SECONDS
 
@@ -63,6 +66,7 @@ def test_permanent_errors_fail_at_once(api):
     assert _attempts(api, created.json()["reference_id"]) == 1
 
 
+_RUN_TAGS = """query($runId: ID!) { runOrError(runId: $runId) { ... on Run { tags { key value } } } }"""
 _RUN_LOGS = """query($runId: ID!) { logsForRun(runId: $runId) {
   ... on EventConnection { events { ... on MessageEvent { message } } } } }"""
 
@@ -111,6 +115,51 @@ def test_killed_run_worker_is_retried_and_the_export_completes(api, settings):
     assert [(o["Key"], o["Size"]) for o in listed["Contents"]] == [
         (f"exports/slow/2019-01-01_2024-12-31/{reference_id}/{final_run}.csv", export["file_size_bytes"])
     ]
+
+
+def _stack_instance(stack, monkeypatch) -> dg.DagsterInstance:
+    """The stack's own Dagster instance (its dagster.yaml reads these variables)."""
+    for key, value in stack.env.items():
+        if key.startswith(("DAGSTER_PG_", "CELERY_")):
+            monkeypatch.setenv(key, value)
+    return dg.DagsterInstance.from_config(str(stack.home / "dagster_home"))
+
+
+def test_a_retry_dagster_promised_and_never_launched_is_submitted_by_the_reconciler(api, monkeypatch):
+    """The state Dagster's race leaves (export_engine/sensors.py): the run FAILED, tagged will_retry=true,
+    with no failure event left for Dagster's retry daemon to read. Made here on purpose, then the
+    worker is killed as in the test above."""
+    admin = api.stack.env["SOURCE_ADMIN_URL"]
+    faults.arm(admin, "slow", seconds=300)
+    try:
+        created = api.post("USD", table_name="slow", date_from="2019-03-01", date_to="2024-12-31")
+        reference_id = created.json()["reference_id"]
+        api.wait_streaming("USD", reference_id)
+        first_run = api.export_rows(reference_id=reference_id)[0][2]
+        pid = _run_worker_pid(api, first_run)
+        assert pid is not None, "run worker process not found"
+        with _stack_instance(api.stack, monkeypatch) as instance:
+            run = instance.get_run_by_id(first_run)
+            instance.add_run_tags(first_run, {"dagster/will_retry": "true"})
+            lost = DagsterEvent(DagsterEventType.RUN_FAILURE.value, run.job_name, message="the worker died")
+            instance.run_storage.handle_run_event(first_run, lost)  # the status, without the event
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        faults.disarm(admin, "slow")
+
+    export = api.wait("USD", reference_id, timeout=240)
+    assert export["status"] == "COMPLETED", export
+    runs = api.dagster_runs("reference_id", reference_id)
+    assert len(runs) == 2, runs  # the lost one and the reconciler's, nothing from Dagster's retry daemon
+    final_run = api.export_rows(reference_id=reference_id)[0][2]
+    assert final_run != first_run
+    response = httpx.post(
+        f"{api.stack.dagster_url}/graphql",
+        json={"query": _RUN_TAGS, "variables": {"runId": final_run}},
+        timeout=30,
+    )
+    tags = {t["key"]: t["value"] for t in response.json()["data"]["runOrError"]["tags"]}
+    assert tags[REPLACES_TAG] == first_run
 
 
 def test_export_past_its_deadline_is_terminated_and_failed(api, settings):

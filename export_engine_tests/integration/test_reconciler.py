@@ -28,6 +28,7 @@ def env(settings, stack, monkeypatch):
     monkeypatch.setenv("SOURCE_DATABASE_URL", stack.env["SOURCE_DATABASE_URL"])
     monkeypatch.setenv("HEARTBEAT_TIMEOUT_SECONDS", "30")
     monkeypatch.setenv("EXPORT_QUEUE_TIMEOUT_SECONDS", "600")
+    monkeypatch.setenv("RUN_RETRY_GRACE_SECONDS", "60")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -35,7 +36,10 @@ def env(settings, stack, monkeypatch):
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as test_instance:
+    # dagster.yaml's retry budget; retries stay disabled so each test sets the will_retry tag itself.
+    with dg.instance_for_test(
+        overrides={"run_retries": {"enabled": False, "max_retries": 3}}
+    ) as test_instance:
         yield test_instance
 
 
@@ -77,6 +81,17 @@ def _tick(instance, settings, storage):
     )
     result = export_reconciler_sensor(context)
     return result if isinstance(result, list) else []
+
+
+def _grace_over(monkeypatch) -> None:
+    """As if RUN_RETRY_GRACE_SECONDS had passed since every failure (the setting's floor is 5 s)."""
+    over = get_settings().model_copy(update={"run_retry_grace_seconds": 0})
+    monkeypatch.setattr(sensors, "get_settings", lambda: over)
+
+
+def _requests_for(ref: str, requests: list[dg.RunRequest]) -> list[dg.RunRequest]:
+    """The tick's run requests for one export (other tests' exports share the database)."""
+    return [r for r in requests if r.tags.get("reference_id") == ref]
 
 
 def _row(sessions, ref: str) -> Export:
@@ -174,25 +189,68 @@ def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(
     assert row.status == "FAILED" and "worker process exited with code -9" in row.error, row.error
 
 
-def test_a_promised_retry_is_waited_for_then_given_up(
-    env, instance, settings, storage, sessions, monkeypatch
-):
-    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
-    run = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "true"})
+def _held_by(sessions, ref: str, run: dg.DagsterRun) -> None:
     with sessions.begin() as s:
         s.execute(
             text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
             {"r": run.run_id, "ref": ref},
         )
+
+
+def _lost_retry(instance, ref: str, sessions) -> dg.DagsterRun:
+    """What Dagster's race leaves: a failed run tagged will_retry=true that its retry daemon skipped."""
+    run = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "true"})
+    _held_by(sessions, ref, run)
     instance.report_run_failed(instance.get_run_by_id(run.run_id), "lost the worker")
+    return run
 
-    _tick(instance, settings, storage)
-    assert _row(sessions, ref).status == "RUNNING"  # within the grace: Dagster's retry may still come
 
-    monkeypatch.setattr(sensors, "RETRY_GRACE", sensors.RETRY_GRACE * 0)
-    _tick(instance, settings, storage)
+def test_a_promised_retry_is_waited_for_then_submitted_in_its_place(
+    env, instance, settings, storage, sessions, monkeypatch
+):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    failed = _lost_retry(instance, ref, sessions)
+
+    assert _requests_for(ref, _tick(instance, settings, storage)) == []  # Dagster's retry may still come
+    assert _row(sessions, ref).status == "RUNNING"
+
+    _grace_over(monkeypatch)
+    [request] = _requests_for(ref, _tick(instance, settings, storage))
+    assert request.run_key == f"{ref}:after:{failed.run_id}"
+    assert request.tags["reference_id"] == ref and request.tags[sensors.REPLACES_TAG] == failed.run_id
+    assert request.run_config == run_config_for(ref)
+    assert _row(sessions, ref).status == "RUNNING"  # the new run takes it over from the failed holder
+
+
+def test_a_lost_retry_past_the_retry_budget_fails_the_export(
+    env, instance, settings, storage, sessions, monkeypatch
+):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    for _ in range(instance.run_retries_max_retries):
+        _run(instance, ref, dg.DagsterRunStatus.FAILURE)
+    _lost_retry(instance, ref, sessions)
+    _grace_over(monkeypatch)
+
+    assert _requests_for(ref, _tick(instance, settings, storage)) == []
+
     row = _row(sessions, ref)
-    assert row.status == "FAILED" and "never launched" in row.error, row.error
+    assert row.status == "FAILED" and "failed 4 times: lost the worker" in row.error, row.error
+
+
+def test_a_retry_that_ended_without_taking_the_export_over_fails_it_with_its_message(
+    env, instance, settings, storage, sessions
+):
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    _held_by(
+        sessions, ref, _run(instance, ref, dg.DagsterRunStatus.FAILURE, **{"dagster/will_retry": "true"})
+    )
+    retry = _run(instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "false"})
+    instance.report_run_failed(instance.get_run_by_id(retry.run_id), "could not reach the source database")
+
+    _tick(instance, settings, storage)
+
+    row = _row(sessions, ref)
+    assert row.status == "FAILED" and "could not reach the source database" in row.error, row.error
 
 
 def test_a_newer_live_run_of_the_export_is_left_to_take_it_over(env, instance, settings, storage, sessions):
