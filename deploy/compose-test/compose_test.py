@@ -474,12 +474,35 @@ def wait_status(stack: Stack, ref: str, wanted: set[str], timeout: float) -> dic
             return f"{view.status_code} {view.text[:200]}"
         body = view.json()
         if body["status"] in {"FAILED", "CANCELED", "EXPIRED"} - wanted:
-            raise CheckFailed(f"export {ref} ended {body['status']}: {body.get('error')}")
+            raise CheckFailed(
+                f"export {ref} ended {body['status']}: {body.get('error')}; its runs: {runs_of(stack, ref)}"
+            )
         return (
             body if body["status"] in wanted else f"{body['status']} rows_written={body.get('rows_written')}"
         )
 
     return wait_for(f"export {ref} {'/'.join(sorted(wanted))}", status, timeout=timeout, every=0.5)
+
+
+_RUNS_OF = """query($v: String!) { runsOrError(filter: {tags: [{key: "reference_id", value: $v}]}) {
+  ... on Runs { results { runId status tags { key value } } } } }"""
+
+
+def runs_of(stack: Stack, ref: str) -> str:
+    """The export's Dagster runs and their retry tags, for a failure message (CI keeps only the tail)."""
+    try:
+        result = stack.dagster.post("/graphql", json={"query": _RUNS_OF, "variables": {"v": ref}}).json()
+        runs = result["data"]["runsOrError"]["results"]
+    except Exception as exc:  # a diagnosis must not hide the failure it explains
+        return f"(could not list them: {exc})"
+    shown = []
+    for r in runs:
+        tags = {
+            t["key"]: t["value"] for t in r["tags"] if t["key"].startswith(("dagster/", "export_engine/"))
+        }
+        keep = {k: v for k, v in tags.items() if "retry" in k or "failure" in k or "replaces" in k}
+        shown.append(f"{r['runId'][:8]} {r['status']} {keep}")
+    return "; ".join(shown) or "none"
 
 
 def download_signed(url: str, s3_port: int) -> bytes:
