@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from api.security import issue_token
 from export_engine.local_stack.stack import LocalStack
 from export_engine.settings import DEV_JWT_SECRET
+from export_engine_tests import faults
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELED", "SUPERSEDED", "EXPIRED"}
 
@@ -52,6 +54,20 @@ class ApiClient:
             if time.monotonic() > deadline:
                 raise AssertionError(f"export {reference_id} not streaming after {timeout}s: {export}")
             time.sleep(0.5)
+
+    @contextmanager
+    def streaming_slow_export(self, *, date_from: str, date_to: str) -> Iterator[tuple[str, str]]:
+        """Owner USD's export of the `slow` view, caught while its run streams rows: (reference id, run
+        id). The view stays slow until the block ends, so nothing inside it races a fast finish."""
+        admin = self.stack.env["SOURCE_ADMIN_URL"]
+        faults.arm(admin, "slow", seconds=300)
+        try:
+            created = self.post("USD", table_name="slow", date_from=date_from, date_to=date_to)
+            reference_id = created.json()["reference_id"]
+            self.wait_streaming("USD", reference_id)
+            yield reference_id, self.export_rows(reference_id=reference_id)[0][2]
+        finally:
+            faults.disarm(admin, "slow")
 
     def wait_run_ended(self, reference_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
         """Poll Dagster until the run is in a final state; returns the run."""

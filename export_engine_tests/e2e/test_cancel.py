@@ -7,18 +7,13 @@ import psycopg2
 import pytest
 
 from export_engine.resources import S3StorageResource
-from export_engine_tests import faults
 
 pytestmark = pytest.mark.e2e
 
 
 def test_cancel_a_running_export_terminates_the_run_and_aborts_the_upload(api, settings):
-    admin = api.stack.env["SOURCE_ADMIN_URL"]
-    faults.arm(admin, "slow", seconds=300)
-    try:  # the view stays slow until the run has ended: a lost termination cannot hide behind a fast finish
-        created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2021-12-31")
-        reference_id = created.json()["reference_id"]
-        api.wait_streaming("USD", reference_id)
+    # The view stays slow until the run has ended: a lost termination cannot hide behind a fast finish.
+    with api.streaming_slow_export(date_from="2019-01-01", date_to="2021-12-31") as (reference_id, run_id):
         other = api.http.delete(f"/export/{reference_id}", headers=api.headers("demo-user-1"))
         assert other.status_code == 404
         assert other.json()["detail"] == f"export '{reference_id}' not found"
@@ -26,10 +21,7 @@ def test_cancel_a_running_export_terminates_the_run_and_aborts_the_upload(api, s
         canceled = api.http.delete(f"/export/{reference_id}", headers=api.headers("USD"))
         assert canceled.status_code == 200, canceled.text
         assert canceled.json()["status"] == "CANCELED"
-        run_id = api.export_rows(reference_id=reference_id)[0][2]
         run = api.wait_run_ended(reference_id, run_id)
-    finally:
-        faults.disarm(admin, "slow")
     assert run["status"] in ("CANCELED", "FAILURE"), run
     assert api.get("USD", reference_id).json()["status"] == "CANCELED"
     storage = S3StorageResource.from_settings(settings)
@@ -45,21 +37,13 @@ def test_cancel_a_running_export_terminates_the_run_and_aborts_the_upload(api, s
 
 def test_a_run_whose_export_was_canceled_stops_without_being_terminated(api, settings):
     """The owner's DELETE committed but Dagster's termination never arrived: the op stops on its own."""
-    admin = api.stack.env["SOURCE_ADMIN_URL"]
-    faults.arm(admin, "slow", seconds=300)
-    try:
-        created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2021-06-30")
-        reference_id = created.json()["reference_id"]
-        api.wait_streaming("USD", reference_id)
+    with api.streaming_slow_export(date_from="2019-01-01", date_to="2021-06-30") as (reference_id, run_id):
         with psycopg2.connect(api.stack.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
             cur.execute(
                 "UPDATE exports SET status = 'CANCELED', error = 'canceled by its owner' WHERE reference_id = %s",
                 (reference_id,),
             )
-        run_id = api.export_rows(reference_id=reference_id)[0][2]
         run = api.wait_run_ended(reference_id, run_id)
-    finally:
-        faults.disarm(admin, "slow")
     assert run["status"] == "FAILURE", run
     assert api.get("USD", reference_id).json()["status"] == "CANCELED"
     storage = S3StorageResource.from_settings(settings)

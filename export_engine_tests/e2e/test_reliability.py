@@ -86,18 +86,10 @@ def _run_worker_pid(api, run_id: str) -> int | None:
 
 
 def test_killed_run_worker_is_retried_and_the_export_completes(api, settings):
-    admin = api.stack.env["SOURCE_ADMIN_URL"]
-    faults.arm(admin, "slow", seconds=300)
-    try:
-        created = api.post("USD", table_name="slow", date_from="2019-01-01", date_to="2024-12-31")
-        reference_id = created.json()["reference_id"]
-        api.wait_streaming("USD", reference_id)
-        first_run = api.export_rows(reference_id=reference_id)[0][2]
+    with api.streaming_slow_export(date_from="2019-01-01", date_to="2024-12-31") as (reference_id, first_run):
         pid = _run_worker_pid(api, first_run)
         assert pid is not None, "run worker process not found"
         os.kill(pid, signal.SIGKILL)
-    finally:
-        faults.disarm(admin, "slow")
 
     export = api.wait("USD", reference_id, timeout=240)
     assert export["status"] == "COMPLETED", export
@@ -129,13 +121,7 @@ def test_a_retry_dagster_promised_and_never_launched_is_submitted_by_the_reconci
     """The state Dagster's race leaves (export_engine/sensors.py): the run FAILED, tagged will_retry=true,
     with no failure event left for Dagster's retry daemon to read. Made here on purpose, then the
     worker is killed as in the test above."""
-    admin = api.stack.env["SOURCE_ADMIN_URL"]
-    faults.arm(admin, "slow", seconds=300)
-    try:
-        created = api.post("USD", table_name="slow", date_from="2019-03-01", date_to="2024-12-31")
-        reference_id = created.json()["reference_id"]
-        api.wait_streaming("USD", reference_id)
-        first_run = api.export_rows(reference_id=reference_id)[0][2]
+    with api.streaming_slow_export(date_from="2019-03-01", date_to="2024-12-31") as (reference_id, first_run):
         pid = _run_worker_pid(api, first_run)
         assert pid is not None, "run worker process not found"
         with _stack_instance(api.stack, monkeypatch) as instance:
@@ -144,8 +130,6 @@ def test_a_retry_dagster_promised_and_never_launched_is_submitted_by_the_reconci
             lost = DagsterEvent(DagsterEventType.RUN_FAILURE.value, run.job_name, message="the worker died")
             instance.run_storage.handle_run_event(first_run, lost)  # the status, without the event
         os.kill(pid, signal.SIGKILL)
-    finally:
-        faults.disarm(admin, "slow")
 
     export = api.wait("USD", reference_id, timeout=240)
     assert export["status"] == "COMPLETED", export

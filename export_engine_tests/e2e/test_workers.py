@@ -61,19 +61,11 @@ def _assert_one_object(settings, prefix: str, reference_id: str, size: int) -> N
 
 def test_a_worker_node_stopped_for_good_has_its_run_retried_on_the_other_node(api, settings):
     stack = api.stack
-    admin = stack.env["SOURCE_ADMIN_URL"]
-    faults.arm(admin, "slow", seconds=300)
-    try:
-        created = api.post("USD", table_name="slow", date_from="2019-02-01", date_to="2024-12-31")
-        reference_id = created.json()["reference_id"]
-        api.wait_streaming("USD", reference_id)
-        first_run = api.export_rows(reference_id=reference_id)[0][2]
+    with api.streaming_slow_export(date_from="2019-02-01", date_to="2024-12-31") as (reference_id, first_run):
         node = _node_that_ran(api, _task_id(api, first_run))
         assert node is not None, "no worker node received the run's task"
         os.killpg(node.process.pid, signal.SIGKILL)  # the host is gone: parent and pool, no goodbye
         stack.stop_worker(node)
-    finally:
-        faults.disarm(admin, "slow")
     try:
         seen = set()
         deadline = time.monotonic() + 240
