@@ -234,7 +234,7 @@ def test_a_lost_retry_past_the_retry_budget_fails_the_export(
     assert _requests_for(ref, _tick(instance, settings, storage)) == []
 
     row = _row(sessions, ref)
-    assert row.status == "FAILED" and "failed 4 times: lost the worker" in row.error, row.error
+    assert (row.status, row.error) == ("FAILED", "its run failed 4 times: lost the worker")
 
 
 def test_a_retry_that_ended_without_taking_the_export_over_fails_it_with_its_message(
@@ -250,7 +250,7 @@ def test_a_retry_that_ended_without_taking_the_export_over_fails_it_with_its_mes
     _tick(instance, settings, storage)
 
     row = _row(sessions, ref)
-    assert row.status == "FAILED" and "could not reach the source database" in row.error, row.error
+    assert (row.status, row.error) == ("FAILED", "could not reach the source database")
 
 
 def test_a_newer_live_run_of_the_export_is_left_to_take_it_over(env, instance, settings, storage, sessions):
