@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from export_engine import sensors
+from export_engine.db import lifecycle
 from export_engine.db.models import Export
 from export_engine.db.session import session_factory
 from export_engine.jobs import export_job
@@ -65,6 +66,12 @@ def _export(
             {"age": age_s, "silence": silence_s, "ref": ref},
         )
     return ref
+
+
+def _held_by(sessions, ref: str, run: dg.DagsterRun) -> None:
+    """The export remembers `run` as its run, as the gateway does after submitting it."""
+    with sessions.begin() as s:
+        assert lifecycle.record_run(s, ref, run.run_id)
 
 
 def _run(instance, ref: str, status: dg.DagsterRunStatus, **tags: str) -> dg.DagsterRun:
@@ -129,18 +136,10 @@ def test_a_run_queued_past_the_deadline_fails_its_export_and_is_canceled(
 ):
     ref = _export(sessions, status="PENDING", run_id=None, age_s=601)
     run = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
-    with sessions.begin() as s:
-        s.execute(
-            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
-            {"r": run.run_id, "ref": ref},
-        )
+    _held_by(sessions, ref, run)
     fresh = _export(sessions, status="PENDING", run_id=None, age_s=5)
     fresh_run = _run(instance, fresh, dg.DagsterRunStatus.NOT_STARTED)
-    with sessions.begin() as s:
-        s.execute(
-            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
-            {"r": fresh_run.run_id, "ref": fresh},
-        )
+    _held_by(sessions, fresh, fresh_run)
 
     _tick(instance, settings, storage)
 
@@ -155,12 +154,8 @@ def test_a_silent_run_is_reported_failed_so_run_retries_take_over(env, instance,
     run = _run(instance, ref, dg.DagsterRunStatus.STARTED)
     alive_ref = _export(sessions, status="RUNNING", run_id=None, silence_s=2)
     alive = _run(instance, alive_ref, dg.DagsterRunStatus.STARTED)
-    with sessions.begin() as s:
-        for r, rr in ((ref, run), (alive_ref, alive)):
-            s.execute(
-                text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
-                {"r": rr.run_id, "ref": r},
-            )
+    _held_by(sessions, ref, run)
+    _held_by(sessions, alive_ref, alive)
 
     _tick(instance, settings, storage)
 
@@ -176,25 +171,13 @@ def test_a_run_that_ended_without_finishing_fails_the_export_with_its_message(
     run = _run(
         instance, ref, dg.DagsterRunStatus.STARTED, **{"dagster/will_retry": "false"}
     )  # no retries left
-    with sessions.begin() as s:
-        s.execute(
-            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
-            {"r": run.run_id, "ref": ref},
-        )
+    _held_by(sessions, ref, run)
     instance.report_run_failed(instance.get_run_by_id(run.run_id), "worker process exited with code -9")
 
     _tick(instance, settings, storage)
 
     row = _row(sessions, ref)
     assert row.status == "FAILED" and "worker process exited with code -9" in row.error, row.error
-
-
-def _held_by(sessions, ref: str, run: dg.DagsterRun) -> None:
-    with sessions.begin() as s:
-        s.execute(
-            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
-            {"r": run.run_id, "ref": ref},
-        )
 
 
 def _lost_retry(instance, ref: str, sessions) -> dg.DagsterRun:
@@ -257,11 +240,7 @@ def test_a_newer_live_run_of_the_export_is_left_to_take_it_over(env, instance, s
     ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
     old = _run(instance, ref, dg.DagsterRunStatus.FAILURE)
     _run(instance, ref, dg.DagsterRunStatus.STARTING)
-    with sessions.begin() as s:
-        s.execute(
-            text("UPDATE exports SET dagster_run_id = :r WHERE reference_id = :ref"),
-            {"r": old.run_id, "ref": ref},
-        )
+    _held_by(sessions, ref, old)
 
     _tick(instance, settings, storage)
 
