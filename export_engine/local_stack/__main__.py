@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -67,7 +68,7 @@ def main() -> int:
         print("starting PostgreSQL, S3 and the Redis broker ...", flush=True)
         env = stack.start_storage()
         print(f"seeding demo transactions up to {args.rows:,} rows ...", flush=True)
-        print(f"  transactions: {stack.seed(args.rows):,} rows")
+        print(f"  transactions: {stack.seed(args.rows, today=date.today()):,} rows")
         print("starting Dagster webserver, daemon, the run workers and the gateway ...", flush=True)
         stack.start_services()
         secret = env.get("JWT_SECRET") or DEV_JWT_SECRET

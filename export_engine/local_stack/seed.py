@@ -120,7 +120,14 @@ SELECT
     round((((s.id * 40503) %% 2000000) / 100.0 - 2000)::numeric, 2)
 FROM generate_series(%(first_id)s::bigint, %(last_id)s::bigint) AS s(id)
 CROSS JOIN LATERAL (
-    SELECT %(start)s::date + ((s.id * 1103515245) %% %(days)s)::int AS txn_date
+    -- Two independent 31-bit hashes of the id: one places the row in time, one picks its band.
+    SELECT ('x' || substr(md5('date:' || s.id), 1, 8))::bit(32)::bigint & 2147483647 AS h_date,
+           ('x' || substr(md5('band:' || s.id), 1, 8))::bit(32)::bigint & 2147483647 AS h_band
+) AS h
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN h.h_band %% 100 < %(recent_percent)s
+                THEN %(today)s::date - (h.h_date %% %(recent_days)s)::int
+                ELSE %(start)s::date + (h.h_date %% %(days)s)::int END AS txn_date
 ) AS d
 CROSS JOIN LATERAL (SELECT 1 + ((s.id * 48271) %% 2147483647) %% %(users)s AS n) AS u;
 ANALYZE transactions;
@@ -158,11 +165,30 @@ def row_count(url: str) -> int:
         return cur.fetchone()[0]
 
 
+# The demo's fixed span: every row outside the "recent" band is dated inside it, whatever day it is.
+SPAN_START = date(2019, 1, 1)
+SPAN_END = date(2025, 12, 31)
+RECENT_DAYS = 90  # the band that follows `today`, so a demo has rows in "the last month"
+RECENT_PERCENT = 5
+
+
 def seed_transactions(
-    admin_url: str, rows: int, *, users: int = 100, start: date = date(2019, 1, 1), end: date | None = None
+    admin_url: str,
+    rows: int,
+    *,
+    users: int = 100,
+    start: date = SPAN_START,
+    end: date = SPAN_END,
+    today: date | None = None,
 ) -> int:
-    """Append `rows` rows owned by demo-user-1..N, dated start..end; returns the total row count."""
-    end = end or date.today()
+    """Append `rows` rows owned by demo-user-1..N; returns the total row count.
+
+    Every row is a fixed function of its id and these parameters, never of the calendar: 95 % of the
+    rows are dated in start..end, and the other 5 % in the RECENT_DAYS days up to `today` (default:
+    `end`). Which rows are "recent" does not depend on `today`, so a range that ends before
+    `today - RECENT_DAYS` holds the same rows whatever `today` a caller passes.
+    """
+    today = today or end
     days = (end - start).days + 1
     conn = psycopg2.connect(admin_url)
     conn.autocommit = True
@@ -177,6 +203,9 @@ def seed_transactions(
                 "last_id": first_id + rows - 1,
                 "start": start,
                 "days": days,
+                "today": today,
+                "recent_days": RECENT_DAYS,
+                "recent_percent": RECENT_PERCENT,
             },
         )
         refresh_entities(cur)

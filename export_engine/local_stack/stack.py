@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,15 +132,18 @@ class LocalStack:
             self.processes.remove(self.broker)
             self.broker = None
 
-    def seed(self, rows: int) -> int:
-        """Seed the demo table up to `rows` rows (only when we own the source DB)."""
+    def seed(self, rows: int, *, today: date | None = None) -> int:
+        """Seed the demo table up to `rows` rows (only when we own the source DB).
+
+        `today` adds the "recent" band (seed.seed_transactions); the tests leave it out, so their data
+        is the same on every day they run."""
         admin_url = self.env.get("SOURCE_ADMIN_URL")
         if not admin_url:
             return 0
         have = seed.row_count(admin_url)
         if have >= rows:
             return have
-        return seed.seed_transactions(admin_url, rows - have)
+        return seed.seed_transactions(admin_url, rows - have, today=today)
 
     # -- services --------------------------------------------------------------------------------
     def start_services(

@@ -176,7 +176,22 @@ def test_pdf_stream_is_a_statement_of_the_callers_rows(client, stack):
     assert f"Page 1 of {len(pages)}" in pages[0]
 
 
-def test_past_the_row_limit_is_413_pointing_at_post_export(settings):
+def test_past_the_row_limit_is_413_pointing_at_post_export(stack, settings):
+    # the days under and over the limit come from the data, not from where the seed happens to put rows
+    (over,) = _db_rows(
+        stack,
+        "SELECT count(*) FROM transactions WHERE user_id = %s AND txn_date BETWEEN %s AND %s",
+        USER,
+        BODY["date_from"],
+        BODY["date_to"],
+    )
+    assert over[0] > 5
+    (day,) = _db_rows(
+        stack,
+        "SELECT txn_date::text FROM transactions WHERE user_id = %s GROUP BY txn_date "
+        "HAVING count(*) BETWEEN 1 AND 5 ORDER BY txn_date LIMIT 1",
+        USER,
+    )
     small = settings.model_copy(update={"stream_max_rows": 5})
     with TestClient(create_app(small, launcher=NoDagster())) as client:
         response = client.post("/export/stream", json=BODY, headers=_headers())
@@ -186,7 +201,7 @@ def test_past_the_row_limit_is_413_pointing_at_post_export(settings):
             "POST /export with the same body exports it in the background and gives a download link",
             "errors": [],
         }
-        one_day = {**BODY, "date_from": "2024-01-02", "date_to": "2024-01-02"}
+        one_day = {**BODY, "date_from": day[0], "date_to": day[0]}
         assert client.post("/export/stream", json=one_day, headers=_headers()).status_code == 200
 
 
