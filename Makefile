@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)  ## the whole stack on embedded defaults, one sample export, until Ctrl-C
-	$(BIN)/python -m export_engine.local_stack
+	$(BIN)/python -m devstack
 
 test: lint  ## the gates, then every test: unit, api, integration (real PostgreSQL + S3), end-to-end (real Dagster daemon, workers, browser)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -rfE; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
@@ -23,7 +23,7 @@ test: lint  ## the gates, then every test: unit, api, integration (real PostgreS
 lint: $(STAMP)  ## ruff (lint + format), mypy on the code, and the import-layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy api export_engine
+	$(BIN)/mypy api export_engine devstack
 	$(BIN)/lint-imports
 
 test-unit: $(STAMP)

@@ -16,8 +16,8 @@ from fastapi import BackgroundTasks, Request
 
 from api.launcher import RunLauncher
 from api.services.exports import CreateResult, submit_export
-from export_engine.package import PackageSpec
-from export_engine.request import ExportSpec
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.package_spec import PackageSpec
 
 # Runs handed to Dagster's webserver at once; the others wait here as coroutines, holding no thread
 # of the pool that serves requests.

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from api.launcher import RunLauncher
 from api.security import AuthError, Principal, TokenVerifier
-from export_engine.catalog import Catalog
+from export_engine.core.catalog import Catalog
+from export_engine.delivery.bucket import S3Storage
 from export_engine.settings import Settings
-from export_engine.storage import S3Storage
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from export_engine.package import PackageSpec
-from export_engine.request import ExportSpec
-from export_engine.submission import job_name_for, run_config_for, run_tags_with_deadline
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.package_spec import PackageSpec
+from export_engine.runs.submission import job_name_for, run_config_for, run_tags_with_deadline
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from api.routes.stream import install_streams
 from api.routes.web import install_web
 from api.security import TokenPolicy, TokenVerifier
 from api.source_lookups import SourceLookups
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
 from export_engine.db.session import session_factory
+from export_engine.delivery.bucket import S3Storage
 from export_engine.settings import Settings, get_settings
-from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from export_engine.catalog import FILTER_KINDS, Dataset
-from export_engine.formats import COMPRESSIONS
-from export_engine.request import Filters
+from export_engine.core.catalog import FILTER_KINDS, Dataset
+from export_engine.core.export_spec import Filters
+from export_engine.core.formats import COMPRESSIONS
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # What every format can hold: Excel's calendar starts in 1900, and the engine works with the day after

@@ -27,10 +27,10 @@ import psycopg2
 from fastapi.exceptions import RequestValidationError
 from psycopg2 import sql
 
-from export_engine.catalog import Catalog, Dataset
+from export_engine.core.catalog import Catalog, Dataset
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.query import count_query, select_query
 from export_engine.errors import CatalogError
-from export_engine.query import count_query, select_query
-from export_engine.request import ExportSpec
 
 if TYPE_CHECKING:
     from api.schemas import ExportRequest, ExportView

@@ -17,7 +17,7 @@ from datetime import date
 
 import psycopg2
 
-from export_engine.local_stack import seed
+from devstack import seed
 
 OWNER = "demo-user-1"
 TABLE = "transactions"

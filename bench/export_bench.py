@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import dataset, report
 from bench.runner import Bench, statements
-from export_engine.local_stack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.stack import PROJECT_ROOT, LocalStack, Ports
 
 _EXTERNAL = (
     "DATABASE_URL",
@@ -44,8 +44,8 @@ _EXTERNAL = (
 
 def variants(selected: list[str] | None, parallel: int, xlsx_rows: int) -> list[dict[str, Any]]:
     """Every format the engine supports today, discovered, not listed."""
-    from export_engine import formats
-    from export_engine.request import ExportSpec
+    from export_engine.core import formats
+    from export_engine.core.export_spec import ExportSpec
 
     found: list[dict[str, Any]] = [
         {"name": name, "format": name, "compression": None} for name in formats.FORMATS
@@ -57,7 +57,7 @@ def variants(selected: list[str] | None, parallel: int, xlsx_rows: int) -> list[
                 for name in by_format
             ]
     if parallel > 1:
-        from export_engine.parallel import SPLITTABLE_FORMATS
+        from export_engine.pipeline.parallel import SPLITTABLE_FORMATS
 
         for name in reversed(SPLITTABLE_FORMATS):
             at = next(i for i, v in enumerate(found) if v["name"] == name) + 1

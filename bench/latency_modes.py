@@ -18,7 +18,7 @@ import httpx
 import psycopg2
 
 from api.security import issue_token
-from export_engine.local_stack.stack import LocalStack
+from devstack.stack import LocalStack
 from export_engine.settings import DEV_JWT_SECRET
 
 _ACTIVE = ("PENDING", "RUNNING")

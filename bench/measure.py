@@ -35,10 +35,10 @@ def _cpu() -> float:
 def engine(job: dict[str, Any]) -> dict[str, Any]:
     """`run_export` exactly as the op calls it, into S3 or into the null client."""
     from bench.null_storage import NullStorage
-    from export_engine.catalog import load_catalog
-    from export_engine.engine import run_export
-    from export_engine.request import ExportSpec
-    from export_engine.resources import S3StorageResource, SourceDatabaseResource
+    from export_engine.core.catalog import load_catalog
+    from export_engine.core.export_spec import ExportSpec
+    from export_engine.pipeline.export import run_export
+    from export_engine.runs.resources import S3StorageResource, SourceDatabaseResource
     from export_engine.settings import Settings
 
     settings = Settings()  # type: ignore[call-arg]
@@ -90,10 +90,10 @@ def package(job: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     from bench.null_storage import NullStorage
-    from export_engine.catalog import load_catalog
-    from export_engine.package import PackageSpec
-    from export_engine.package_engine import run_package
-    from export_engine.resources import S3StorageResource, SourceDatabaseResource
+    from export_engine.core.catalog import load_catalog
+    from export_engine.core.package_spec import PackageSpec
+    from export_engine.pipeline.package import run_package
+    from export_engine.runs.resources import S3StorageResource, SourceDatabaseResource
     from export_engine.settings import Settings
 
     settings = Settings()  # type: ignore[call-arg]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from export_engine.streaming import MIB, MultipartUploadStream
+from export_engine.delivery.multipart import MultipartUploadStream
+from export_engine.streaming import MIB
 
 _PRIME = (1 << 127) - 1  # the object read as one big-endian integer, modulo a Mersenne prime
 

@@ -26,7 +26,7 @@ from typing import Any
 from bench import dataset
 from bench.export_bench import _EXTERNAL
 from bench.runner import Bench
-from export_engine.local_stack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.stack import PROJECT_ROOT, LocalStack, Ports
 
 PACKAGE_DATASETS = ["accounts", "tags", "transactions"]
 

@@ -16,7 +16,7 @@ import psycopg2
 
 from bench import dataset
 from bench.measure import MARKER
-from export_engine.local_stack.stack import PROJECT_ROOT, LocalStack
+from devstack.stack import PROJECT_ROOT, LocalStack
 
 
 class Bench:
@@ -107,7 +107,7 @@ class Bench:
 
     def delete(self, key: str | None) -> None:
         if key:
-            from export_engine.resources import S3StorageResource
+            from export_engine.runs.resources import S3StorageResource
             from export_engine.settings import Settings
 
             S3StorageResource.from_settings(Settings(**_settings_env(self.env))).delete(key)
@@ -190,9 +190,9 @@ def _settings_env(env: dict[str, str]) -> dict[str, Any]:
 
 def statements(reader_url: str, variant: dict[str, Any], rng: dataset.DateRange) -> tuple[str, str]:
     """The exact SELECT the engine runs for this range, as SQL text, and the floor's COPY of it."""
-    from export_engine.catalog import load_catalog
-    from export_engine.query import copy_csv, select_query
-    from export_engine.request import ExportSpec
+    from export_engine.core.catalog import load_catalog
+    from export_engine.core.export_spec import ExportSpec
+    from export_engine.core.query import copy_csv, select_query
     from export_engine.settings import Settings
 
     catalog = load_catalog(Settings.model_fields["catalog_path"].default)

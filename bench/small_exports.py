@@ -34,7 +34,7 @@ import psycopg2
 
 from api.security import issue_token
 from bench import latency_modes
-from export_engine.local_stack.stack import LocalStack, Ports
+from devstack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET
 
 USERS = 100

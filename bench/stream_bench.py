@@ -25,8 +25,8 @@ import httpx
 import psycopg2
 
 from bench import dataset
-from export_engine.local_stack.processes import free_port
-from export_engine.local_stack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.processes import free_port
+from devstack.stack import PROJECT_ROOT, LocalStack, Ports
 
 _EXTERNAL = ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL", "S3_ENDPOINT_URL", "JWT_SECRET")
 

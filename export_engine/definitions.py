@@ -6,12 +6,12 @@ from typing import Any
 
 import dagster as dg
 
-from export_engine.jobs import export_job
-from export_engine.maintenance import retention_job, retention_schedule
-from export_engine.notification_sensor import notification_sensor
-from export_engine.package_jobs import package_job
-from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
-from export_engine.sensors import export_reconciler_sensor
+from export_engine.runs.export_job import export_job
+from export_engine.runs.maintenance import retention_job, retention_schedule
+from export_engine.runs.notification_sensor import notification_sensor
+from export_engine.runs.package_job import package_job
+from export_engine.runs.reconciler import export_reconciler_sensor
+from export_engine.runs.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
 from export_engine.settings import Settings, get_settings
 
 _built: dict[type, tuple[Settings, Any]] = {}  # per process: resource class -> (its settings, it)

@@ -14,7 +14,7 @@ no imports, per export.
 The `execute_job` task is dagster-celery's, with one difference: dagster-celery opens a new
 `DagsterInstance` per task (loading dagster.yaml, building the storages and inspecting their tables,
 a Celery app for the launcher) and closes it after the run. Here each pool process opens its instance
-once, at its first run, and keeps it, with its pooled connections (`export_engine.dagster_storage`).
+once, at its first run, and keeps it, with its pooled connections (`export_engine.runs.dagster_storage`).
 The run itself goes through the same Dagster entry point (`_execute_run_command_body`), so run
 storage, events, retries, monitoring and termination are unchanged.
 """

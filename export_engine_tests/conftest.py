@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from export_engine.local_stack.processes import free_port
-from export_engine.local_stack.stack import LocalStack, Ports
+from devstack.processes import free_port
+from devstack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET, Settings
 from export_engine_tests import faults
 

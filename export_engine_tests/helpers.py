@@ -7,10 +7,10 @@ from typing import Any
 
 import psycopg2
 
-from export_engine.catalog import Dataset
+from export_engine.core.catalog import Dataset
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.query import copy_csv, select_query
 from export_engine.db.models import Export
-from export_engine.query import copy_csv, select_query
-from export_engine.request import ExportSpec
 
 
 def expected_csv(admin_url: str, dataset: Dataset, spec: ExportSpec) -> bytes:

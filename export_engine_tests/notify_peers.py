@@ -18,7 +18,7 @@ from typing import Any
 
 from standardwebhooks import Webhook
 
-from export_engine.local_stack.processes import free_port
+from devstack.processes import free_port
 
 
 @dataclass

@@ -27,10 +27,10 @@ from api.services.exports import (
 )
 from api.services.streams import check_pdf_rows
 from api.source_lookups import check_owned_values, fill_progress
-from export_engine.db import lifecycle
+from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export, ExportStatus
-from export_engine.request import ExportSpec
-from export_engine.storage import S3Storage
+from export_engine.db.session import db_now
+from export_engine.delivery.bucket import S3Storage
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 
@@ -197,7 +197,7 @@ def delete_export(
 
 def _db_now(session: SessionDep) -> datetime:
     """Expiries are computed on the database's clock, the one every stored timestamp comes from."""
-    return lifecycle.db_now(session)
+    return db_now(session)
 
 
 def _view(export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime) -> ExportView:

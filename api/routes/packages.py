@@ -16,7 +16,7 @@ from api.schemas import ExportStatusName
 from api.services.cancellation import cancel_export
 from api.services.exports import ReusePolicy, created_answer, download_location, get_export, list_exports
 from api.services.packages import KIND, create_package, package_view
-from export_engine.db import lifecycle
+from export_engine.db.session import db_now
 
 router = APIRouter(tags=["packages"], dependencies=[Depends(bearer)])
 
@@ -94,7 +94,7 @@ def list_my_packages(
     page = list_exports(
         session=session, principal=principal, limit=limit, cursor=cursor, status=status, kind=KIND
     )
-    now = lifecycle.db_now(session)
+    now = db_now(session)
     ttl = settings.presign_ttl_seconds
     return PackagePage(
         items=[
@@ -124,7 +124,7 @@ def read_package(
         catalog=catalog,
         storage=storage,
         ttl_seconds=settings.presign_ttl_seconds,
-        now=lifecycle.db_now(session),
+        now=db_now(session),
     )
 
 
@@ -184,5 +184,5 @@ def delete_package(
         catalog=catalog,
         storage=storage,
         ttl_seconds=settings.presign_ttl_seconds,
-        now=lifecycle.db_now(session),
+        now=db_now(session),
     )

@@ -17,9 +17,9 @@ from api.errors import TooManyStreams
 from api.openapi import bearer, errors
 from api.services.date_range import DatedExportRequest
 from api.services.streams import PreparedStream, prepare_stream
-from export_engine.formats import FORMATS
+from export_engine.core.formats import FORMATS
 from export_engine.settings import Settings
-from export_engine.source import SourceDatabase
+from export_engine.source.database import SourceDatabase
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
 

@@ -19,9 +19,10 @@ from api.errors import ExportConflict
 from api.launcher import LaunchError, RunLauncher
 from api.security import Principal
 from api.services.exports import get_export
-from export_engine.db import lifecycle
+from export_engine.db.locks import lock_dedup_key
 from export_engine.db.models import Export
-from export_engine.storage import S3Storage
+from export_engine.delivery.bucket import S3Storage
+from export_engine.lifecycle import transitions
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +38,15 @@ def cancel_export(
 ) -> Export:
     with session.begin():
         export = get_export(session=session, principal=principal, reference_id=reference_id, kind=kind)
-        lifecycle.lock_dedup_key(session, export.dedup_key)
-        canceled = lifecycle.cancel(session, export.reference_id)
+        lock_dedup_key(session, export.dedup_key)
+        canceled = transitions.cancel(session, export.reference_id)
         if canceled is None:
             current = _reread(session, export.reference_id)
-            if current.status not in lifecycle.FINISHED or not current.s3_key:
+            if current.status not in transitions.FINISHED or not current.s3_key:
                 raise ExportConflict(
                     f"{kind} {export.reference_id!r} is {current.status}; there is nothing to cancel or delete"
                 )
-            lifecycle.expire_object(session, current.s3_key)
+            transitions.expire_object(session, current.s3_key)
             storage.delete(current.s3_key)  # raises: the transaction rolls back, nothing changed
             log.info(
                 "export file deleted", extra={"reference_id": export.reference_id, "s3_key": current.s3_key}

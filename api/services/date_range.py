@@ -19,9 +19,9 @@ from api.deps import CatalogDep, PrincipalDep, SessionDep, SettingsDep
 from api.errors import InvalidRequest, ServiceUnavailable
 from api.schemas import ExportRequest
 from api.source_lookups import SourceLookupFailed, SourceLookups
-from export_engine.catalog import Catalog
-from export_engine.db import lifecycle
-from export_engine.dedup import business_today
+from export_engine.core.catalog import Catalog
+from export_engine.core.dedup import business_today
+from export_engine.db.session import db_now
 from export_engine.errors import CatalogError
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def dated_request(
     """The request body with its dates filled in; "today" is read from the database's clock."""
 
     def db_clock() -> datetime:
-        now = lifecycle.db_now(session)
+        now = db_now(session)
         session.rollback()  # hold no transaction open for the rest of the request
         return now
 

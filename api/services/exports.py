@@ -1,6 +1,6 @@
 """Creating and reading exports: the dedup rules live here, and the database enforces them.
 
-The rules themselves are `export_engine.dedup`; this module gathers the facts they need (the newest
+The rules themselves are `export_engine.core.dedup`; this module gathers the facts they need (the newest
 finished file of the key made from final data, whether its object still exists and how long it has
 left, the export of final data in flight) and acts on the decision through `lifecycle`. A REUSE is a
 new COMPLETED row pointing at the file (`reused_from_ref`); an ATTACH answers the export in flight;
@@ -31,17 +31,19 @@ from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.owner_cap import check_owner_cap
-from export_engine.catalog import Catalog, Dataset
-from export_engine.db import lifecycle
+from export_engine.core.catalog import Catalog, Dataset
+from export_engine.core.dedup import Decision, decide, final_at
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.package_spec import PackageSpec
+from export_engine.db.locks import lock_dedup_key
 from export_engine.db.models import Export, ExportStatus
-from export_engine.dedup import Decision, decide, final_at
+from export_engine.db.session import db_now
+from export_engine.delivery.bucket import S3Storage
 from export_engine.errors import CatalogError, ExportRequestError
+from export_engine.lifecycle import creation, transitions
 from export_engine.notifications.messages import download_link
-from export_engine.package import PackageSpec
-from export_engine.request import ExportSpec
+from export_engine.runs.submission import UNCONTESTED_SUBMISSION
 from export_engine.settings import Settings
-from export_engine.storage import S3Storage
-from export_engine.submission import UNCONTESTED_SUBMISSION
 
 log = logging.getLogger(__name__)
 
@@ -122,18 +124,18 @@ def create_for_spec(
     an export's), whose data is final from `final_since`. A new one is only committed PENDING and
     returned with `to_submit`: the caller calls `submit_export` once it has answered."""
     key = spec.dedup_key
-    now = now or lifecycle.db_now(session)
+    now = now or db_now(session)
     session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
     final = not force_refresh and now >= final_since
     checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
 
     with session.begin():
         session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))  # past it: 503, retry
-        lifecycle.lock_dedup_key(session, key)
+        lock_dedup_key(session, key)
         reusable = active = None
         if final:
             if checked is not None and checked.missing:
-                lifecycle.expire_object(session, checked.s3_key)  # gone: never serve it again
+                transitions.expire_object(session, checked.s3_key)  # gone: never serve it again
             candidate = _final_file(session, key, final_since, now + policy.min_life)
             if candidate is not None and not (
                 checked and checked.missing and candidate.s3_key == checked.s3_key
@@ -148,7 +150,7 @@ def create_for_spec(
             in_flight=active is not None,
         )
         if decision is Decision.REUSE and reusable is not None:
-            reuse = lifecycle.create_reuse(session, spec, reusable)
+            reuse = creation.create_reuse(session, spec, reusable)
             log.info(
                 f"{spec.kind} reused",
                 extra={"reference_id": reuse.reference_id, "reused_from_ref": reusable.reference_id},
@@ -159,7 +161,7 @@ def create_for_spec(
             return CreateResult(active, "attached")
         if owner_limit is not None:
             check_owner_cap(session, owner=spec.owner, limit=owner_limit)
-        export = lifecycle.create_pending(session, spec)
+        export = creation.create_pending(session, spec)
 
     log.info(f"{spec.kind} created", extra={"reference_id": export.reference_id, "dedup_key": key})
     return CreateResult(export, "created", to_submit=spec, committed_at=time.monotonic())
@@ -190,7 +192,7 @@ def submit_export(
         )
         return None
     with sessions() as session, session.begin():
-        lifecycle.record_run(session, reference_id, run_id)
+        creation.record_run(session, reference_id, run_id)
     return run_id
 
 
@@ -240,7 +242,7 @@ def _final_in_flight(session: Session, key: str, final_since: datetime) -> Expor
         select(Export)
         .where(
             Export.dedup_key == key,
-            Export.status.in_(lifecycle.ACTIVE),
+            Export.status.in_(transitions.ACTIVE),
             Export.created_at >= final_since,
         )
         .order_by(Export.created_at.desc())
@@ -294,7 +296,7 @@ def created_answer(
     signed URL at once (no second request)."""
     export = result.export
     signed = (
-        signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=lifecycle.db_now(session))
+        signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=db_now(session))
         if result.outcome == "reused"
         else None
     )
@@ -328,7 +330,7 @@ def download_location(
         raise ExportNotReady(
             f"{kind} {reference_id!r} is {export.status}; only a COMPLETED {kind} has a file"
         )
-    now = lifecycle.db_now(session)
+    now = db_now(session)
     signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=now)
     if signed is None or not storage.exists(export.s3_key or ""):
         raise ExportFileGone(

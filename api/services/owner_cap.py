@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.errors import TooManyExports
-from export_engine.db.lifecycle import ACTIVE
 from export_engine.db.models import Export
+from export_engine.lifecycle.transitions import ACTIVE
 
 _OWNER_LOCK_CLASS = 0x0E4C  # two-int4 advisory lock space: never collides with the dedup key's int8 locks
 RETRY_AFTER_SECONDS = 30

@@ -18,13 +18,13 @@ from api.package_schemas import PackagePart, PackageRequest, PackageView
 from api.security import Principal
 from api.services.exports import CreateResult, ReusePolicy, create_for_spec, signed_download
 from api.source_lookups import SourceLookupFailed, SourceLookups
-from export_engine.catalog import Catalog
-from export_engine.db import lifecycle
+from export_engine.core.catalog import Catalog
+from export_engine.core.dedup import business_today, final_at
+from export_engine.core.package_spec import HISTORY_START, PACKAGE_FORMATS, PackageSpec
 from export_engine.db.models import Export, ExportStatus
-from export_engine.dedup import business_today, final_at
+from export_engine.db.session import db_now
+from export_engine.delivery.bucket import S3Storage
 from export_engine.errors import ExportRequestError
-from export_engine.package import HISTORY_START, PACKAGE_FORMATS, PackageSpec
-from export_engine.storage import S3Storage
 
 log = logging.getLogger(__name__)
 KIND = "package"
@@ -86,7 +86,7 @@ def create_package(
 ) -> CreateResult:
     """As `create_export`: a new package is only committed PENDING and returned with `to_submit`, for
     the caller to submit once it has answered."""
-    now = now or lifecycle.db_now(session)  # "today" on the database's clock, as for an export
+    now = now or db_now(session)  # "today" on the database's clock, as for an export
     today = business_today(now, policy.timezone)
     spec = package_spec_for(
         catalog=catalog, principal=principal, request=request, lookups=lookups, today=today

@@ -31,13 +31,14 @@ from api.errors import InvalidRequest, ServiceUnavailable, TooManyRows
 from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.exports import spec_for
-from export_engine.catalog import Catalog, Dataset
-from export_engine.query import select_query
-from export_engine.request import ExportSpec
-from export_engine.snapshot import SnapshotSource
-from export_engine.source import SourceDatabase
+from export_engine import writers
+from export_engine.core.catalog import Catalog, Dataset
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.formats import PDF_MAX_ROWS
+from export_engine.core.query import select_query
+from export_engine.source.database import SourceDatabase
+from export_engine.source.snapshot import SnapshotSource
 from export_engine.streaming import ProgressTap
-from export_engine.writers import PDF_MAX_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,9 @@ class PreparedStream:
         fmt = self.spec.output
         pipe = _QueuePipe(chunks, stop)
         try:
-            with fmt.open(pipe) as encoded:
+            with writers.encoded(fmt, pipe) as encoded:
                 buffered = io.BufferedWriter(ProgressTap(encoded, None), buffer_size=CHUNK_SIZE)
-                written.append(fmt.write(self._snapshot, self._select, self._params, buffered))
+                written.append(writers.write(fmt, self._snapshot, self._select, self._params, buffered))
                 buffered.flush()
             _put(chunks, stop, None)
         except BaseException as exc:  # handed to the consumer, which ends the answer with it

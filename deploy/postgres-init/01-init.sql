@@ -14,14 +14,14 @@ CREATE DATABASE transactions;
 REVOKE CONNECT ON DATABASE exports, dagster FROM PUBLIC;
 
 -- The exporter's login: SELECT only, and every session read-only by default.
--- The password is the demo one export_engine/local_stack/seed.py uses; SOURCE_DATABASE_URL's default
+-- The password is the demo one devstack/seed.py uses; SOURCE_DATABASE_URL's default
 -- in docker-compose.yml matches it.
 CREATE ROLE export_reader LOGIN PASSWORD 'export_reader';
 ALTER ROLE export_reader SET default_transaction_read_only = on;
 
 \connect transactions
 
--- Same schema as export_engine/local_stack/seed.py SCHEMA_SQL.
+-- Same schema as devstack/seed.py SCHEMA_SQL.
 CREATE TABLE IF NOT EXISTS transactions (
     id            bigint PRIMARY KEY,
     user_id       text        NOT NULL,

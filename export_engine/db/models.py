@@ -77,7 +77,7 @@ class Export(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the file is deleted: set once at completion (completed_at + RETENTION_HOURS), copied by reuses.
     object_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # 'export' (one dataset, one file) or 'package' (several datasets in one ZIP, `export_engine.package`).
+    # 'export' (one dataset, one file) or 'package' (several datasets in one ZIP, `export_engine.core.package_spec`).
     kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'export'"))
     # A package's datasets: progress while it runs, then the manifest's `files` (None for an export).
     parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -31,3 +32,9 @@ def get_engine(url: str) -> Engine:
 
 def session_factory(url: str) -> sessionmaker:
     return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+def db_now(session: Session) -> datetime:
+    """The database's clock, the one every stored timestamp comes from."""
+    now: datetime = session.execute(select(func.now())).scalar_one()
+    return now

@@ -26,15 +26,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from export_engine.catalog import Catalog, load_catalog
+from export_engine.core.catalog import Catalog, load_catalog
 from export_engine.db.events import EXPORT_COMPLETED, EXPORT_FAILED
 from export_engine.db.models import Delivery, Export, ExportEvent, TelegramLink, WebhookEndpoint
 from export_engine.db.session import session_factory
+from export_engine.delivery.bucket import S3BucketMethods, S3Storage
 from export_engine.notifications import messages, telegram, webhooks
 from export_engine.notifications.ssrf import parse_networks
 from export_engine.notifications.webhooks import Attempt
 from export_engine.settings import Settings
-from export_engine.storage import S3BucketMethods, S3Storage
 
 log = logging.getLogger(__name__)
 

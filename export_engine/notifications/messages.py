@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from export_engine.catalog import Catalog
+from export_engine.core.catalog import Catalog
+from export_engine.core.package_spec import stored_spec
 from export_engine.db.events import EXPORT_FAILED
 from export_engine.db.models import Export, ExportStatus
+from export_engine.delivery.bucket import S3BucketMethods
 from export_engine.errors import CatalogError
 from export_engine.notifications import telegram
-from export_engine.package import stored_spec
-from export_engine.storage import S3BucketMethods
 
 FORMAT_LABELS = {"csv": "CSV", "jsonl": "JSON Lines", "json": "JSON", "parquet": "Parquet", "xlsx": "Excel"}
 

@@ -1,15 +1,6 @@
-"""Byte streams between the database and object storage: no Dagster, no psycopg here."""
+"""Rows and bytes in flight between the database and object storage: no Dagster, no psycopg here."""
 
-from export_engine.streaming.multipart import MIB, MultipartUploadStream, UploadError, UploadStopped
-from export_engine.streaming.progress import ProgressTap, RowProgress, Throttle, row_chunks
+from export_engine.streaming.progress import MIB, ProgressTap, RowProgress, Throttle, row_chunks
+from export_engine.streaming.rows import ArrowRows, RowSource
 
-__all__ = [
-    "MIB",
-    "MultipartUploadStream",
-    "ProgressTap",
-    "RowProgress",
-    "Throttle",
-    "UploadError",
-    "UploadStopped",
-    "row_chunks",
-]
+__all__ = ["MIB", "ArrowRows", "ProgressTap", "RowProgress", "RowSource", "Throttle", "row_chunks"]

@@ -10,7 +10,8 @@ from typing import Any
 _QUOTES_AND_NEWLINES = bytes(b for b in range(256) if b not in b'"\n')
 
 
-ROW_CHUNK_SIZE = 1024 * 1024
+MIB = 1024 * 1024
+ROW_CHUNK_SIZE = MIB
 
 
 def row_chunks(raw: Any) -> io.BufferedWriter:

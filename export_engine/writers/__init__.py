@@ -1,7 +1,9 @@
-"""One writer per output format: `write(source, select, params, sink) -> exact row count`.
+"""The writers' registry: which function writes a format, and the stream it writes into.
 
-Writers are pure: they read through the `RowSource` protocol (`export_engine.formats`) and write
-bytes to a file-like sink, so each one is testable with a fake source and a `BytesIO`.
+Each writer is `write(source, select, params, sink[, progress=RowProgress]) -> exact row count`, one
+module per format. Writers are pure: they read through the `RowSource` protocol
+(`export_engine.streaming.rows`) and write bytes to a file-like sink, so each one is testable with a
+fake source and a `BytesIO`.
 
 The Arrow writers (Parquet, XLSX, PDF) import pyarrow and their libraries only when first called: those
 cost ~56 MB per process, which a CSV or JSON export should not carry.
@@ -9,14 +11,16 @@ cost ~56 MB per process, which a CSV or JSON export should not carry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from export_engine.core.formats import OutputFormat
 from export_engine.writers.csv_writer import write_csv
 from export_engine.writers.gzip_writer import ThreadedGzip
 from export_engine.writers.json_writer import JsonArray, write_json, write_jsonl
 
-MAX_DATA_ROWS_PER_SHEET = 1_048_575  # Excel's 1,048,576 rows per sheet, less the header row
-PDF_MAX_ROWS = 10_000  # a statement people print (~250 pages); the PDF is built in memory
+Writer = Callable[..., int]  # (source, select, params, sink[, progress=RowProgress]) -> exact rows
 
 
 def write_parquet(*args: Any, **kwargs: Any) -> int:
@@ -37,11 +41,37 @@ def write_pdf(*args: Any, **kwargs: Any) -> int:
     return write(*args, **kwargs)
 
 
+WRITERS: dict[str, Writer] = {
+    "csv": write_csv,
+    "parquet": write_parquet,
+    "jsonl": write_jsonl,
+    "json": write_json,
+    "xlsx": write_xlsx,
+    "pdf": write_pdf,
+}
+COMPRESSORS: dict[str, Callable[[Any], AbstractContextManager[Any]]] = {"gzip": ThreadedGzip}
+
+
+def encoded(fmt: OutputFormat, sink: Any) -> AbstractContextManager[Any]:
+    """The stream the writer writes into: `sink` itself, or a compressor writing into it."""
+    return COMPRESSORS[fmt.compression](sink) if fmt.compression is not None else nullcontext(sink)
+
+
+def write(
+    fmt: OutputFormat, source: Any, select: Any, params: dict[str, Any], sink: Any, **extra: Any
+) -> int:
+    """Write the rows of `select` in `fmt` into `sink` (already `encoded`); returns the exact row count."""
+    return WRITERS[fmt.name](source, select, params, sink, **extra)
+
+
 __all__ = [
-    "MAX_DATA_ROWS_PER_SHEET",
-    "PDF_MAX_ROWS",
+    "COMPRESSORS",
+    "WRITERS",
     "JsonArray",
     "ThreadedGzip",
+    "Writer",
+    "encoded",
+    "write",
     "write_csv",
     "write_json",
     "write_jsonl",

@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
-from export_engine.query import copy_json_lines
+from export_engine.core.query import copy_json_lines
 from export_engine.streaming import row_chunks
 
 if TYPE_CHECKING:
     from psycopg2 import sql
 
-    from export_engine.formats import RowSource
+    from export_engine.streaming.rows import RowSource
 
 
 class JsonArray(io.RawIOBase):

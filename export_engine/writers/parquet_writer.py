@@ -20,7 +20,7 @@ from export_engine.writers.arrow_types import conform, parquet_schema
 if TYPE_CHECKING:
     from psycopg2 import sql
 
-    from export_engine.formats import RowSource
+    from export_engine.streaming.rows import RowSource
 
 COMPRESSION = "zstd"
 

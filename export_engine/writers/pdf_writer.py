@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from export_engine.core.formats import PDF_MAX_ROWS
 from export_engine.errors import ExportPermanentError
 from export_engine.streaming.progress import RowProgress
-from export_engine.writers import PDF_MAX_ROWS
 
 if TYPE_CHECKING:
     from psycopg2 import sql
 
-    from export_engine.formats import RowSource
+    from export_engine.streaming.rows import RowSource
 
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # it logs every glyph of every subset at INFO
 

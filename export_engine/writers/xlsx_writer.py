@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import rustpy_xlsxwriter
 
+from export_engine.core.formats import MAX_DATA_ROWS_PER_SHEET
 from export_engine.streaming.progress import RowProgress
-from export_engine.writers import MAX_DATA_ROWS_PER_SHEET
 from export_engine.writers.arrow_types import (
     conform,
     is_numeric_field,
@@ -38,7 +38,7 @@ from export_engine.writers.arrow_types import (
 if TYPE_CHECKING:
     from psycopg2 import sql
 
-    from export_engine.formats import RowSource
+    from export_engine.streaming.rows import RowSource
 
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"

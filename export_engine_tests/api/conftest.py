@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from api.deps import get_session
 from api.main import create_app
 from api.security import issue_token
-from export_engine.local_stack.processes import free_port
-from export_engine.request import ExportSpec
+from devstack.processes import free_port
+from export_engine.core.export_spec import ExportSpec
 from export_engine.settings import DEV_JWT_SECRET, Settings
 
 CLOSED = f"postgresql://nobody:secret-password@127.0.0.1:{free_port()}/nothing"

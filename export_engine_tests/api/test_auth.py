@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from export_engine.local_stack.processes import free_port
+from devstack.processes import free_port
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests.api.conftest import auth
 

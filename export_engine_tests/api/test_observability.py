@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from api.observability.metrics import HTTP_LATENCY
 from api.routes import health
-from export_engine.local_stack.processes import free_port
+from devstack.processes import free_port
 from export_engine_tests.api.conftest import auth
 
 

@@ -9,8 +9,8 @@ import time
 
 import httpx
 
-from export_engine.local_stack.processes import free_port
-from export_engine.local_stack.stack import PROJECT_ROOT
+from devstack.processes import free_port
+from devstack.stack import PROJECT_ROOT
 from export_engine.settings import DEV_JWT_SECRET
 
 

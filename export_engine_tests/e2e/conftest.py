@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 
 from api.security import issue_token
-from export_engine.local_stack.stack import LocalStack
+from devstack.stack import LocalStack
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests import faults
 

@@ -6,7 +6,7 @@ import httpx
 import psycopg2
 import pytest
 
-from export_engine.resources import S3StorageResource
+from export_engine.runs.resources import S3StorageResource
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,7 @@
 """Dagster's storages survive a restart of the PostgreSQL that holds them, with no process restarted.
 
 The daemon, the webserver and every run worker's pool processes keep their storage connections for
-their whole life (export_engine/dagster_storage.py, and the webserver's own pool). A PostgreSQL restart
+their whole life (export_engine/runs/dagster_storage.py, and the webserver's own pool). A PostgreSQL restart
 (a deploy, a failover) closes every one of those connections. This test gives the Dagster DB its own
 real PostgreSQL server, so that server can be restarted without touching the session's stack: a small
 second stack (daemon, webserver, gateway, one worker node) shares the session's source DB, S3 and Redis,
@@ -21,9 +21,9 @@ import psutil
 import psycopg2
 import pytest
 
-from export_engine.local_stack.postgres import EmbeddedPostgres
-from export_engine.local_stack.processes import free_port
-from export_engine.local_stack.stack import LocalStack, Ports
+from devstack.postgres import EmbeddedPostgres
+from devstack.processes import free_port
+from devstack.stack import LocalStack, Ports
 from export_engine_tests.e2e.conftest import ApiClient
 
 pytestmark = pytest.mark.e2e

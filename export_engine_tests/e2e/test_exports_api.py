@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from export_engine.catalog import load_catalog
-from export_engine.request import ExportSpec
+from export_engine.core.catalog import load_catalog
+from export_engine.core.export_spec import ExportSpec
 from export_engine.settings import Settings
 from export_engine_tests.helpers import expected_csv
 

@@ -14,7 +14,7 @@ import psycopg2
 import pyarrow as pa
 import pytest
 
-from export_engine.resources import S3StorageResource
+from export_engine.runs.resources import S3StorageResource
 from export_engine_tests.unit.test_writers import read_parquet
 
 pytestmark = pytest.mark.e2e

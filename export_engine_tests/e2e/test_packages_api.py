@@ -26,11 +26,11 @@ import httpx
 import psycopg2
 import pytest
 
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
+from export_engine.core.package_spec import PackageSpec
 from export_engine.db.session import session_factory
-from export_engine.package import PackageSpec
-from export_engine.resources import S3StorageResource
-from export_engine.retention import expire_exports
+from export_engine.lifecycle.retention import expire_exports
+from export_engine.runs.resources import S3StorageResource
 from export_engine_tests import faults
 from export_engine_tests.e2e.test_reliability import _attempts, _run_worker_pid
 from export_engine_tests.helpers import expected_csv

@@ -14,8 +14,8 @@ from psycopg2.extras import Json
 
 from api.launcher import DagsterRunLauncher, LaunchError
 from api.main import create_app
-from export_engine.package import PackageSpec
-from export_engine.request import ExportSpec
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.package_spec import PackageSpec
 
 pytestmark = pytest.mark.e2e
 

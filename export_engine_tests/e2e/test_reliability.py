@@ -12,8 +12,8 @@ import httpx
 import pytest
 from dagster._core.events import DagsterEvent, DagsterEventType
 
-from export_engine.resources import S3StorageResource
-from export_engine.sensors import REPLACES_TAG
+from export_engine.runs.reconciler import REPLACES_TAG
+from export_engine.runs.resources import S3StorageResource
 from export_engine_tests import faults
 from export_engine_tests.conftest import EXPORT_MAX_RUNTIME_SECONDS
 
@@ -118,7 +118,7 @@ def _stack_instance(stack, monkeypatch) -> dg.DagsterInstance:
 
 
 def test_a_retry_dagster_promised_and_never_launched_is_submitted_by_the_reconciler(api, monkeypatch):
-    """The state Dagster's race leaves (export_engine/sensors.py): the run FAILED, tagged will_retry=true,
+    """The state Dagster's race leaves (export_engine/runs/reconciler.py): the run FAILED, tagged will_retry=true,
     with no failure event left for Dagster's retry daemon to read. Made here on purpose, then the
     worker is killed as in the test above."""
     with api.streaming_slow_export(date_from="2019-03-01", date_to="2024-12-31") as (reference_id, first_run):

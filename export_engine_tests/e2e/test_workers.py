@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from export_engine.resources import S3StorageResource
+from export_engine.runs.resources import S3StorageResource
 from export_engine_tests import faults
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from export_engine.catalog import Catalog, Dataset, load_catalog
+from export_engine.core.catalog import Catalog, Dataset, load_catalog
 from export_engine.db.migrate import upgrade
-from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine.runs.resources import S3StorageResource, SourceDatabaseResource
 from export_engine.settings import Settings, get_settings
 
 

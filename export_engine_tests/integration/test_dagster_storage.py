@@ -1,4 +1,4 @@
-"""Dagster's PostgreSQL storages as this project configures them (`export_engine.dagster_storage`)."""
+"""Dagster's PostgreSQL storages as this project configures them (`export_engine.runs.dagster_storage`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import event
 
-from export_engine.dagster_storage import WEBSERVER_POOL_SIZE, PooledPostgresRunStorage
+from export_engine.runs.dagster_storage import WEBSERVER_POOL_SIZE, PooledPostgresRunStorage
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import psycopg2
 import pytest
 
-from export_engine.local_stack import seed
+from devstack import seed
 
 ROWS = 20_000
 PAST_RANGE = (date(2019, 1, 1), date(2025, 6, 30))

@@ -26,10 +26,11 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg2 import sql
 
-from export_engine.catalog import Catalog, Dataset
-from export_engine.engine import is_permanent, run_export
-from export_engine.query import select_query
-from export_engine.request import ExportSpec, Filters
+from export_engine.core.catalog import Catalog, Dataset
+from export_engine.core.export_spec import ExportSpec, Filters
+from export_engine.core.query import select_query
+from export_engine.pipeline.export import run_export
+from export_engine.runs.op_lifecycle import is_permanent
 from export_engine.writers import write_xlsx
 from export_engine_tests.helpers import expected_csv
 from export_engine_tests.unit.test_writers import read_parquet

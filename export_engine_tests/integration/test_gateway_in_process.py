@@ -14,10 +14,10 @@ from api.launcher import RunLauncher
 from api.main import create_app
 from api.security import issue_token
 from api.services.exports import submit_export
+from devstack.processes import free_port
 from export_engine.db.session import get_engine, session_factory
-from export_engine.local_stack.processes import free_port
+from export_engine.runs.submission import UNCONTESTED_SUBMISSION
 from export_engine.settings import DEV_JWT_SECRET
-from export_engine.submission import UNCONTESTED_SUBMISSION
 from export_engine_tests.api.conftest import FakeLauncher
 
 pytestmark = pytest.mark.integration

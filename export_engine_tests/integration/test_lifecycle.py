@@ -13,11 +13,11 @@ from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.cancellation import cancel_export
 from api.services.exports import ReusePolicy, create_export, signed_download, submit_export
-from export_engine.catalog import load_catalog
-from export_engine.db import lifecycle
+from export_engine.core.catalog import load_catalog
+from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export
 from export_engine.db.session import session_factory
-from export_engine.request import ExportSpec
+from export_engine.lifecycle import transitions
 from export_engine.settings import Settings
 from export_engine_tests.helpers import export_row
 
@@ -60,7 +60,7 @@ def _row(sessions, ref: str) -> Export:
 
 
 def _complete(session, ref: str, run: str, key: str = "k") -> bool:
-    return lifecycle.complete(
+    return transitions.complete(
         session, ref, run, s3_key=key, row_count=1, file_size_bytes=1, retention=timedelta(hours=24)
     )
 
@@ -68,12 +68,12 @@ def _complete(session, ref: str, run: str, key: str = "k") -> bool:
 def test_a_second_run_cannot_take_a_live_runs_export_nor_write_to_it(sessions):
     _, ref = _pending(sessions)
     with sessions.begin() as s:
-        assert lifecycle.start(s, ref, "run-a", stale_after=STALE) is not None
+        assert transitions.start(s, ref, "run-a", stale_after=STALE) is not None
     with sessions.begin() as s:
-        assert lifecycle.start(s, ref, "run-b", stale_after=STALE) is None  # run-a beats: fenced
-        assert not lifecycle.beat(s, ref, "run-b", 10)
+        assert transitions.start(s, ref, "run-b", stale_after=STALE) is None  # run-a beats: fenced
+        assert not transitions.beat(s, ref, "run-b", 10)
         assert not _complete(s, ref, "run-b")
-        assert not lifecycle.fail(s, ref, "b says no", run_id="run-b")
+        assert not transitions.fail(s, ref, "b says no", run_id="run-b")
     row = _row(sessions, ref)
     assert (row.status, row.dagster_run_id, row.error) == ("RUNNING", "run-a", None)
 
@@ -81,12 +81,12 @@ def test_a_second_run_cannot_take_a_live_runs_export_nor_write_to_it(sessions):
 def test_a_run_takes_over_from_a_finished_or_silent_holder_and_the_old_one_loses_loudly(sessions):
     _, ref = _pending(sessions)
     with sessions.begin() as s:
-        lifecycle.start(s, ref, "run-a", stale_after=STALE)
+        transitions.start(s, ref, "run-a", stale_after=STALE)
     with sessions.begin() as s:  # Dagster says run-a finished (failed, deleted): run-b may take over
-        claim = lifecycle.start(s, ref, "run-b", stale_after=STALE, finished_holder="run-a")
+        claim = transitions.start(s, ref, "run-b", stale_after=STALE, finished_holder="run-a")
         assert claim is not None and claim.export.attempts == 2
     with sessions.begin() as s:
-        assert not lifecycle.beat(s, ref, "run-a", 5)  # the old run stops at its next heartbeat
+        assert not transitions.beat(s, ref, "run-a", 5)  # the old run stops at its next heartbeat
         assert not _complete(s, ref, "run-a", key="a-key")  # ... and can never complete
         assert _complete(s, ref, "run-b", key="b-key")
     row = _row(sessions, ref)
@@ -94,19 +94,19 @@ def test_a_run_takes_over_from_a_finished_or_silent_holder_and_the_old_one_loses
 
     _, ref2 = _pending(sessions)
     with sessions.begin() as s:
-        lifecycle.start(s, ref2, "run-a", stale_after=STALE)
+        transitions.start(s, ref2, "run-a", stale_after=STALE)
         s.execute(
             text("UPDATE exports SET heartbeat_at = now() - interval '31 seconds' WHERE reference_id = :r"),
             {"r": ref2},
         )
     with sessions.begin() as s:
-        assert lifecycle.start(s, ref2, "run-b", stale_after=STALE) is not None  # silent past the timeout
+        assert transitions.start(s, ref2, "run-b", stale_after=STALE) is not None  # silent past the timeout
 
 
 def test_timestamps_come_from_the_database_clock(sessions):
     _, ref = _pending(sessions)
     with sessions.begin() as s:
-        claim = lifecycle.start(s, ref, "run-a", stale_after=STALE)
+        claim = transitions.start(s, ref, "run-a", stale_after=STALE)
         db_now = s.scalar(select(func.now()))
     assert claim.export.started_at == db_now == claim.export.heartbeat_at
     assert _row(sessions, ref).created_at <= db_now
@@ -115,12 +115,12 @@ def test_timestamps_come_from_the_database_clock(sessions):
 def test_terminal_states_are_final(sessions):
     _, ref = _pending(sessions)
     with sessions.begin() as s:
-        lifecycle.start(s, ref, "run-a", stale_after=STALE)
+        transitions.start(s, ref, "run-a", stale_after=STALE)
         assert _complete(s, ref, "run-a")
     with sessions.begin() as s:
-        assert lifecycle.cancel(s, ref) is None
-        assert not lifecycle.fail(s, ref, "late", run_id="run-a")
-        assert lifecycle.start(s, ref, "run-c", stale_after=STALE, finished_holder="run-a") is None
+        assert transitions.cancel(s, ref) is None
+        assert not transitions.fail(s, ref, "late", run_id="run-a")
+        assert transitions.start(s, ref, "run-c", stale_after=STALE, finished_holder="run-a") is None
     assert _row(sessions, ref).status == "COMPLETED"
 
 
@@ -130,7 +130,7 @@ def test_a_newer_snapshot_supersedes_older_files_of_the_key(sessions):
     _, new = _pending(sessions, owner)
     for ref, run in ((old, "run-old"), (new, "run-new")):
         with sessions.begin() as s:
-            lifecycle.start(s, ref, run, stale_after=STALE)
+            transitions.start(s, ref, run, stale_after=STALE)
     with sessions.begin() as s:  # the newer snapshot finishes first; the older one must not win
         assert _complete(s, new, "run-new", key="new")
     with sessions.begin() as s:
@@ -145,7 +145,7 @@ def test_delete_decides_on_the_row_as_it_is_now_not_the_sessions_stale_copy(sess
     key = spec.object_key(ref, "run-a")
     storage.client.put_object(Bucket=storage.bucket, Key=key, Body=b"id\n1\n")
     with sessions.begin() as s:
-        lifecycle.start(s, ref, "run-a", stale_after=STALE)
+        transitions.start(s, ref, "run-a", stale_after=STALE)
     gateway = sessions()
     assert gateway.get(Export, ref).status == "RUNNING"  # in the gateway session's identity map
     gateway.rollback()
@@ -165,7 +165,7 @@ def test_delete_decides_on_the_row_as_it_is_now_not_the_sessions_stale_copy(sess
 def test_cancel_of_a_running_export_terminates_its_run(sessions, storage):
     spec, ref = _pending(sessions)
     with sessions.begin() as s:
-        lifecycle.start(s, ref, "run-a", stale_after=STALE)
+        transitions.start(s, ref, "run-a", stale_after=STALE)
     launcher = FakeLauncher()
     with sessions() as gateway:
         after = cancel_export(
@@ -178,7 +178,7 @@ def test_cancel_of_a_running_export_terminates_its_run(sessions, storage):
     assert (after.status, after.error) == ("CANCELED", "canceled by its owner")
     assert launcher.terminated == ["run-a"]
     with sessions.begin() as s:
-        assert not lifecycle.beat(s, ref, "run-a", 1)  # the op stops at its next heartbeat
+        assert not transitions.beat(s, ref, "run-a", 1)  # the op stops at its next heartbeat
 
 
 # -- reuse only final data, and only files with life left --------------------------------------------
@@ -305,7 +305,7 @@ def test_a_file_with_too_little_life_left_is_not_reused_and_links_never_outlive_
     dying, _ = _post(sessions, storage, settings, owner, _request(date_to=past), now=now)
     assert dying.outcome == "created"  # 30 min left < the 1 h a reuse needs
     with sessions.begin() as s:  # (or the next request would attach to it)
-        lifecycle.fail(s, dying.export.reference_id, "not needed", run_id=dying.export.dagster_run_id)
+        transitions.fail(s, dying.export.reference_id, "not needed", run_id=dying.export.dagster_run_id)
 
     healthy = _finished_file(
         sessions, storage, owner, date_to=past, started_at=_at(D, 2), expires_at=now + timedelta(hours=3)

@@ -20,13 +20,13 @@ from sqlalchemy import select
 
 from api.main import create_app
 from api.security import issue_token
-from export_engine.db import lifecycle
+from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Delivery, Export, ExportEvent, WebhookEndpoint
-from export_engine.db.session import session_factory
+from export_engine.db.session import db_now, session_factory
+from export_engine.lifecycle import creation, transitions
 from export_engine.notifications import webhooks
 from export_engine.notifications.dispatch import Notifier
 from export_engine.notifications.ssrf import parse_networks
-from export_engine.request import ExportSpec
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests.api.conftest import FakeLauncher
 from export_engine_tests.notify_peers import FakeTelegram, WebhookReceiver
@@ -96,7 +96,7 @@ def _spec(owner: str, day: int = 1) -> ExportSpec:
 
 def _pending(sessions, owner: str, day: int = 1) -> str:
     with sessions.begin() as session:
-        return lifecycle.create_pending(session, _spec(owner, day)).reference_id
+        return creation.create_pending(session, _spec(owner, day)).reference_id
 
 
 def _complete(
@@ -107,9 +107,9 @@ def _complete(
     key = f"exports/notify-tests/{ref}.csv"
     storage.client.put_object(Bucket=storage.bucket, Key=key, Body=body)
     with sessions.begin() as session:
-        assert lifecycle.start(session, ref, f"run-{ref}", stale_after=STALE) is not None
+        assert transitions.start(session, ref, f"run-{ref}", stale_after=STALE) is not None
     with sessions.begin() as session:
-        assert lifecycle.complete(
+        assert transitions.complete(
             session,
             ref,
             f"run-{ref}",
@@ -167,7 +167,7 @@ def _wait_due(sessions, delivery_id: int, timeout: float = 30) -> None:
     while time.monotonic() < deadline:
         with sessions() as session:
             row = session.get(Delivery, delivery_id)
-            now = lifecycle.db_now(session)
+            now = db_now(session)
             if row.status != "pending" or row.next_attempt_at <= now:
                 return
         time.sleep(0.05)
@@ -200,25 +200,25 @@ def test_every_transition_writes_its_event_in_the_same_transaction(sessions, sto
 
     failed = _pending(sessions, owner, day=2)
     with sessions.begin() as session:
-        assert lifecycle.fail(session, failed, "source <gone>", run_id=None)
+        assert transitions.fail(session, failed, "source <gone>", run_id=None)
     assert _types(sessions, failed) == ["export.created", "export.failed"]
     canceled = _pending(sessions, owner, day=3)
     with sessions.begin() as session:
-        assert lifecycle.cancel(session, canceled) is not None
+        assert transitions.cancel(session, canceled) is not None
     assert _types(sessions, canceled) == ["export.created", "export.canceled"]
     with sessions.begin() as session:
         key = session.get(Export, second).s3_key
-        lifecycle.expire_object(session, key)
+        transitions.expire_object(session, key)
     assert _types(sessions, second)[-1] == "export.expired"
 
     # A transition rolled back leaves no event; one that loses its guard writes none.
     lost = _pending(sessions, owner, day=4)
     with sessions() as session:
         session.begin()
-        assert lifecycle.start(session, lost, "run-x", stale_after=STALE) is not None
+        assert transitions.start(session, lost, "run-x", stale_after=STALE) is not None
         session.rollback()
     with sessions.begin() as session:
-        assert not lifecycle.fail(session, lost, "wrong run", run_id="someone-else")
+        assert not transitions.fail(session, lost, "wrong run", run_id="someone-else")
     assert _types(sessions, lost) == ["export.created"]
 
 
@@ -354,7 +354,7 @@ def test_a_4xx_stops_and_running_out_of_time_marks_the_endpoint_failing(
     )
     failed = _pending(sessions, owner, day=5)
     with sessions.begin() as session:
-        lifecycle.fail(session, failed, "boom", run_id=None)
+        transitions.fail(session, failed, "boom", run_id=None)
     _run(short)
     (delivery,) = _deliveries(sessions, _event_ids(sessions, failed, "export.failed"), "webhook")
     assert delivery.status == "failed" and "ConnectError" in delivery.last_error
@@ -471,7 +471,7 @@ def test_telegram_failure_message_escapes_the_reason(sessions, gateway, notifier
     telegram.messages.clear()
     ref = _pending(sessions, owner)
     with sessions.begin() as session:
-        lifecycle.fail(session, ref, "source said <b>no</b> & stopped", run_id=None)
+        transitions.fail(session, ref, "source said <b>no</b> & stopped", run_id=None)
     _run(notifier)
     (message,) = telegram.messages
     assert message["text"] == (
@@ -493,7 +493,7 @@ def test_telegram_429_retry_after_and_5xx_are_retried_and_one_message_lands(
     _run(notifier)
     (delivery,) = _deliveries(sessions, event_ids, "telegram")
     with sessions() as session:
-        wait = (delivery.next_attempt_at - lifecycle.db_now(session)).total_seconds()
+        wait = (delivery.next_attempt_at - db_now(session)).total_seconds()
     assert delivery.status == "pending" and delivery.last_status_code == 429
     assert 1.0 < wait <= 2.0  # Telegram's retry_after, not our backoff (0.2 s here)
     for _ in range(2):

@@ -1,4 +1,4 @@
-"""The one failure policy of `export_op` and `package_op` (`export_engine.op_failures`), run for both.
+"""The one failure policy of `export_op` and `package_op` (`export_engine.runs.op_lifecycle`), run for both.
 
 Each job runs in-process with its real RetryPolicy against the real export DB, S3 and source (the
 suite's fault datasets): a permanent error fails the row at once, a transient one is retried and then
@@ -12,15 +12,15 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from export_engine.db import lifecycle
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.package_spec import PackageSpec
 from export_engine.db.models import Export
 from export_engine.db.session import session_factory
-from export_engine.jobs import MAX_RETRIES, export_job
-from export_engine.package import PackageSpec
-from export_engine.package_jobs import package_job
-from export_engine.request import ExportSpec
-from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
-from export_engine.submission import run_config_for
+from export_engine.lifecycle import creation
+from export_engine.runs.export_job import MAX_RETRIES, export_job
+from export_engine.runs.package_job import package_job
+from export_engine.runs.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
+from export_engine.runs.submission import run_config_for
 from export_engine_tests import faults
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def _spec(kind: str, dataset: str) -> ExportSpec | PackageSpec:
 def _run(settings, spec: ExportSpec | PackageSpec) -> tuple[dg.ExecuteInProcessResult, Export]:
     sessions = session_factory(settings.database_url)
     with sessions.begin() as session:
-        reference_id = lifecycle.create_pending(session, spec).reference_id
+        reference_id = creation.create_pending(session, spec).reference_id
     job = export_job if spec.kind == "export" else package_job
     result = job.execute_in_process(
         run_config=run_config_for(reference_id, spec.kind),

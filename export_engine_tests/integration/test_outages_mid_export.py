@@ -18,13 +18,13 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
+from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export
 from export_engine.db.session import session_factory
-from export_engine.jobs import MAX_RETRIES, export_job
-from export_engine.request import ExportSpec
-from export_engine.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
-from export_engine.retention import abort_abandoned_uploads
-from export_engine.submission import run_config_for
+from export_engine.lifecycle.retention import abort_abandoned_uploads
+from export_engine.runs.export_job import MAX_RETRIES, export_job
+from export_engine.runs.resources import ExportDbResource, S3StorageResource, SourceDatabaseResource
+from export_engine.runs.submission import run_config_for
 from export_engine_tests import faults
 from export_engine_tests.tcp_proxy import TcpProxy
 

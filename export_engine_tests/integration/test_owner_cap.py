@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.security import issue_token
-from export_engine.local_stack.processes import free_port
+from devstack.processes import free_port
 from export_engine.settings import DEV_JWT_SECRET
 
 OWNER = "cap-owner-1"

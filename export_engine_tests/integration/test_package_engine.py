@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from export_engine.package import PackageSpec
-from export_engine.package_engine import PackageProgress, plan, run_package
-from export_engine.resources import S3StorageResource
+from export_engine.core.package_spec import PackageSpec
+from export_engine.pipeline.package import PackageProgress, plan, run_package
+from export_engine.runs.resources import S3StorageResource
 from export_engine_tests.helpers import expected_csv
 
 ALL = ["accounts", "daily_spending_by_tag", "monthly_trends", "tags", "transactions"]

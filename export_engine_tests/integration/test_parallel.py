@@ -9,10 +9,10 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from export_engine.catalog import Catalog, Dataset
-from export_engine.engine import run_export
-from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource
+from export_engine.core.catalog import Catalog, Dataset
+from export_engine.core.export_spec import ExportSpec
+from export_engine.pipeline.export import run_export
+from export_engine.runs.resources import S3StorageResource
 from export_engine_tests.helpers import expected_csv
 
 

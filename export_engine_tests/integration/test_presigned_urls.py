@@ -7,8 +7,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from api.services.exports import signed_download
-from export_engine.request import ExportSpec
-from export_engine.storage import S3Storage
+from export_engine.core.export_spec import ExportSpec
+from export_engine.delivery.bucket import S3Storage
 from export_engine_tests import sigv4
 from export_engine_tests.helpers import export_row
 

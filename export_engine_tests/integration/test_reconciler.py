@@ -10,16 +10,16 @@ import dagster as dg
 import pytest
 from sqlalchemy import text
 
-from export_engine import sensors
-from export_engine.db import lifecycle
+from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export
 from export_engine.db.session import session_factory
-from export_engine.jobs import export_job
-from export_engine.request import ExportSpec
-from export_engine.resources import ExportDbResource
-from export_engine.sensors import export_reconciler_sensor
+from export_engine.lifecycle import creation
+from export_engine.runs import reconciler
+from export_engine.runs.export_job import export_job
+from export_engine.runs.reconciler import export_reconciler_sensor
+from export_engine.runs.resources import ExportDbResource
+from export_engine.runs.submission import run_config_for
 from export_engine.settings import get_settings
-from export_engine.submission import run_config_for
 from export_engine_tests.helpers import export_row
 
 
@@ -71,7 +71,7 @@ def _export(
 def _held_by(sessions, ref: str, run: dg.DagsterRun) -> None:
     """The export remembers `run` as its run, as the gateway does after submitting it."""
     with sessions.begin() as s:
-        assert lifecycle.record_run(s, ref, run.run_id)
+        assert creation.record_run(s, ref, run.run_id)
 
 
 def _run(instance, ref: str, status: dg.DagsterRunStatus, **tags: str) -> dg.DagsterRun:
@@ -93,7 +93,7 @@ def _tick(instance, settings, storage):
 def _grace_over(monkeypatch) -> None:
     """As if RUN_RETRY_GRACE_SECONDS had passed since every failure (the setting's floor is 5 s)."""
     over = get_settings().model_copy(update={"run_retry_grace_seconds": 0})
-    monkeypatch.setattr(sensors, "get_settings", lambda: over)
+    monkeypatch.setattr(reconciler, "get_settings", lambda: over)
 
 
 def _requests_for(ref: str, requests: list[dg.RunRequest]) -> list[dg.RunRequest]:
@@ -200,7 +200,7 @@ def test_a_promised_retry_is_waited_for_then_submitted_in_its_place(
     _grace_over(monkeypatch)
     [request] = _requests_for(ref, _tick(instance, settings, storage))
     assert request.run_key == f"{ref}:after:{failed.run_id}"
-    assert request.tags["reference_id"] == ref and request.tags[sensors.REPLACES_TAG] == failed.run_id
+    assert request.tags["reference_id"] == ref and request.tags[reconciler.REPLACES_TAG] == failed.run_id
     assert request.run_config == run_config_for(ref)
     assert _row(sessions, ref).status == "RUNNING"  # the new run takes it over from the failed holder
 

@@ -8,13 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
+from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export, ExportStatus
 from export_engine.db.session import session_factory
-from export_engine.engine import run_export
-from export_engine.request import ExportSpec
-from export_engine.resources import SourceDatabaseResource
-from export_engine.retention import abort_abandoned_uploads, delete_orphaned_objects, expire_exports
+from export_engine.lifecycle.retention import abort_abandoned_uploads, delete_orphaned_objects, expire_exports
+from export_engine.pipeline.export import run_export
+from export_engine.runs.resources import SourceDatabaseResource
 from export_engine_tests.helpers import export_row
 
 

@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 from api.source_lookups import EXACT_COUNT_MAX_ESTIMATE, SourceLookups
-from export_engine.request import ExportSpec, Filters
+from export_engine.core.export_spec import ExportSpec, Filters
 from export_engine_tests import faults
 
 pytestmark = pytest.mark.integration

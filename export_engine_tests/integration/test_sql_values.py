@@ -13,8 +13,8 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
-from export_engine.query import copy_csv, select_query
-from export_engine.request import ExportSpec, Filters
+from export_engine.core.export_spec import ExportSpec, Filters
+from export_engine.core.query import copy_csv, select_query
 
 pytestmark = pytest.mark.integration
 

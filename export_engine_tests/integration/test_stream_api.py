@@ -23,9 +23,9 @@ from pypdf import PdfReader
 from api.main import create_app
 from api.security import issue_token
 from api.services import streams
-from export_engine.engine import run_export
-from export_engine.local_stack.processes import free_port
-from export_engine.request import ExportSpec, Filters
+from devstack.processes import free_port
+from export_engine.core.export_spec import ExportSpec, Filters
+from export_engine.pipeline.export import run_export
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests.helpers import NoDagster, expected_csv
 

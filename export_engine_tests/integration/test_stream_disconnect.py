@@ -16,7 +16,7 @@ import uvicorn
 
 from api.main import create_app
 from api.security import issue_token
-from export_engine.local_stack.processes import free_port
+from devstack.processes import free_port
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests import faults
 from export_engine_tests.helpers import NoDagster

@@ -11,10 +11,10 @@ import psycopg2
 import pyarrow.parquet as pq
 import pytest
 
-from export_engine.catalog import Catalog, Dataset, load_catalog
-from export_engine.engine import run_export
-from export_engine.request import ExportSpec
-from export_engine.resources import S3StorageResource, SourceDatabaseResource
+from export_engine.core.catalog import Catalog, Dataset, load_catalog
+from export_engine.core.export_spec import ExportSpec
+from export_engine.pipeline.export import run_export
+from export_engine.runs.resources import S3StorageResource, SourceDatabaseResource
 from export_engine_tests.helpers import expected_csv
 
 # Rows stream at a steady pace for a few seconds (a 50 ms pause every 2,000 ids), after the sort:
@@ -36,9 +36,11 @@ def test_progress_is_reported_while_streaming_and_the_final_count_is_exact(
     stack, settings, monkeypatch, fmt, compression
 ):
     """CSV counts newlines outside quotes; gzip counts them before compressing; Parquet counts batches."""
-    import export_engine.source
+    import export_engine.source.database
 
-    monkeypatch.setattr(export_engine.source, "_ARROW_BATCH_BYTES", 64 * 1024)  # many Parquet batches
+    monkeypatch.setattr(
+        export_engine.source.database, "_ARROW_BATCH_BYTES", 64 * 1024
+    )  # many Parquet batches
     admin_url = stack.env["SOURCE_ADMIN_URL"]
     with psycopg2.connect(admin_url) as conn, conn.cursor() as cur:
         cur.execute(PACED_SQL)

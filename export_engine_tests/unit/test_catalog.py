@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.query import select_query
 from export_engine.errors import CatalogError
-from export_engine.query import select_query
-from export_engine.request import ExportSpec
 from export_engine.settings import Settings
 
 

@@ -11,7 +11,7 @@ from api.errors import InvalidRequest, ServiceUnavailable
 from api.schemas import ExportRequest
 from api.services.date_range import with_default_dates
 from api.source_lookups import SourceLookupFailed
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
 
 CATALOG = load_catalog(Path(__file__).parents[2] / "export_engine" / "catalog.yaml")
 # 2026-12-03 11:30 UTC is already 2026-12-04 in Auckland.

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from export_engine.dedup import Decision, decide, final_at, period_end
+from export_engine.core.dedup import Decision, decide, final_at, period_end
 
 NO_LAG = timedelta(0)
 DAY = timedelta(hours=24)

@@ -75,7 +75,7 @@ def test_the_appended_storages_win_when_dagster_reads_the_rendered_instance(tmp_
     loaded = yaml.load(rendered, Loader=DagsterYamlLoader)
     config, _ = dagster_instance_config(str(tmp_path))  # Dagster's own schema check of the instance
     for key in STORAGES:
-        assert loaded[key]["module"] == "export_engine.dagster_storage"
+        assert loaded[key]["module"] == "export_engine.runs.dagster_storage"
         assert config[key]["class"] == DAGSTER_YAML[key]["class"]
     assert config["run_retries"] == DAGSTER_YAML["run_retries"]  # retry_on_asset_or_op_failure too
 

@@ -10,13 +10,13 @@ import pytest
 from pydantic import ValidationError
 
 from api.schemas import DatasetView, ExportRequest
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
+from export_engine.core.export_spec import ExportSpec, Filters
+from export_engine.core.query import select_query
 from export_engine.errors import CatalogError, ExportRequestError
-from export_engine.jobs import ExportConfig
-from export_engine.query import select_query
-from export_engine.request import ExportSpec, Filters
+from export_engine.runs.export_job import ExportConfig
+from export_engine.runs.submission import run_config_for
 from export_engine.settings import Settings
-from export_engine.submission import run_config_for
 
 CATALOG = load_catalog(Settings.model_fields["catalog_path"].default)
 TRANSACTIONS = CATALOG.get("transactions")

@@ -7,8 +7,14 @@ import tracemalloc
 
 import pytest
 
-from export_engine.streaming import MIB, MultipartUploadStream, UploadError, UploadStopped
-from export_engine.streaming.multipart import MIN_PART_SIZE, UPLOAD_THREADS
+from export_engine.delivery.multipart import (
+    MIB,
+    MIN_PART_SIZE,
+    UPLOAD_THREADS,
+    MultipartUploadStream,
+    UploadError,
+    UploadStopped,
+)
 
 
 class FakeS3:

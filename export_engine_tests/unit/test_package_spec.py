@@ -6,12 +6,12 @@ from datetime import date
 
 import pytest
 
-from export_engine.catalog import load_catalog
+from export_engine.core.catalog import load_catalog
+from export_engine.core.export_spec import ExportSpec
+from export_engine.core.package_spec import PackageSpec, stored_spec
 from export_engine.errors import ExportRequestError
-from export_engine.package import PackageSpec, stored_spec
-from export_engine.request import ExportSpec
+from export_engine.runs.submission import job_name_for, run_config_for, run_tags_for
 from export_engine.settings import Settings
-from export_engine.submission import job_name_for, run_config_for, run_tags_for
 
 CATALOG = load_catalog(Settings.model_fields["catalog_path"].default, default_max_span_days=3660)
 ALL = ["accounts", "daily_spending_by_tag", "monthly_trends", "tags", "transactions"]

@@ -8,9 +8,9 @@ from itertools import pairwise
 
 import pytest
 
-from export_engine.catalog import Dataset
-from export_engine.parallel import can_split, date_slices
-from export_engine.request import ExportSpec
+from export_engine.core.catalog import Dataset
+from export_engine.core.export_spec import ExportSpec
+from export_engine.pipeline.parallel import can_split, date_slices
 
 DATASET = Dataset(
     id="transactions",

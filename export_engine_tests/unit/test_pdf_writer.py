@@ -12,9 +12,10 @@ import pyarrow as pa
 import pytest
 from pypdf import PdfReader
 
+from export_engine.core.formats import PDF_MAX_ROWS
 from export_engine.errors import ExportPermanentError
-from export_engine.formats import ArrowRows
-from export_engine.writers import PDF_MAX_ROWS, write_pdf
+from export_engine.streaming.rows import ArrowRows
+from export_engine.writers import write_pdf
 
 SCHEMA = pa.schema(
     [

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from export_engine.request import ExportSpec, Filters
+from export_engine.core.export_spec import ExportSpec, Filters
 
 
 def spec(**overrides):

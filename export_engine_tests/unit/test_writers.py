@@ -25,8 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg2 import sql
 
-from export_engine.formats import COMPRESSIONS, FORMATS, ArrowRows, output_format
+from export_engine import writers
+from export_engine.core.formats import COMPRESSIONS, FORMATS, output_format
 from export_engine.streaming import RowProgress
+from export_engine.streaming.rows import ArrowRows
 from export_engine.writers import (
     JsonArray,
     ThreadedGzip,
@@ -203,8 +205,8 @@ def test_csv_gzip_is_a_standard_gzip_of_the_same_bytes():
     sink = io.BytesIO()
     source = FakeSource(copy_rows=CSV_ROWS * 1000)
     output = output_format("csv", "gzip")
-    with output.open(sink) as compressed:
-        assert output.write(source, SELECT, {}, compressed) == len(CSV_ROWS) * 1000
+    with writers.encoded(output, sink) as compressed:
+        assert writers.write(output, source, SELECT, {}, compressed) == len(CSV_ROWS) * 1000
     assert gzip.decompress(sink.getvalue()) == b"".join(CSV_ROWS * 1000)
     assert sink.getvalue()[:2] == b"\x1f\x8b"
 
