@@ -74,7 +74,9 @@ HEALTHCHECK --interval=15s --timeout=30s --start-period=120s --retries=5 \
 WORKDIR /opt/export-engine
 COPY export_engine ./export_engine
 COPY api ./api
-RUN python -m compileall -q export_engine api
+# devstack/ for the compose `seed` service (profile demo) only: `from devstack import seed`.
+COPY devstack ./devstack
+RUN python -m compileall -q export_engine api devstack
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

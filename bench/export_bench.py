@@ -27,7 +27,8 @@ from typing import Any
 
 from bench import dataset, report
 from bench.runner import Bench, statements
-from devstack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.processes import PROJECT_ROOT
+from devstack.stack import LocalStack, Ports
 
 _EXTERNAL = (
     "DATABASE_URL",

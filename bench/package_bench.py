@@ -26,7 +26,8 @@ from typing import Any
 from bench import dataset
 from bench.export_bench import _EXTERNAL
 from bench.runner import Bench
-from devstack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.processes import PROJECT_ROOT
+from devstack.stack import LocalStack, Ports
 
 PACKAGE_DATASETS = ["accounts", "tags", "transactions"]
 

@@ -16,7 +16,8 @@ import psycopg2
 
 from bench import dataset
 from bench.measure import MARKER
-from devstack.stack import PROJECT_ROOT, LocalStack
+from devstack.processes import PROJECT_ROOT
+from devstack.stack import LocalStack
 
 
 class Bench:

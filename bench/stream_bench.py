@@ -25,8 +25,8 @@ import httpx
 import psycopg2
 
 from bench import dataset
-from devstack.processes import free_port
-from devstack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.processes import PROJECT_ROOT, free_port
+from devstack.stack import LocalStack, Ports
 
 _EXTERNAL = ("DATABASE_URL", "DAGSTER_PG_URL", "SOURCE_DATABASE_URL", "S3_ENDPOINT_URL", "JWT_SECRET")
 

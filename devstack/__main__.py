@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 
 from api.security import issue_token
-from devstack.stack import PROJECT_ROOT, LocalStack, Ports
+from devstack.processes import PROJECT_ROOT
+from devstack.stack import LocalStack, Ports
 from export_engine.settings import DEV_JWT_SECRET
 
 

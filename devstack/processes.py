@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the repository: devstack/ sits at its top
+
 
 class ManagedProcess:
     def __init__(

@@ -9,24 +9,29 @@ SOURCE_DATABASE_URL / S3_ENDPOINT_URL / CELERY_BROKER_URL and that part is not s
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
-import yaml
 
 from devstack import seed
+from devstack.dagster_services import (
+    BIN,
+    code_server_argv,
+    code_server_ready,
+    daemon_healthy,
+    dagster_pg_parts,
+    grpc_workspace,
+    worker_argv,
+    write_instance_config,
+)
 from devstack.postgres import EmbeddedPostgres
-from devstack.processes import ManagedProcess, free_port, wait_until
+from devstack.processes import PROJECT_ROOT, ManagedProcess, free_port, wait_until
 from export_engine.db.migrate import upgrade
+from export_engine.delivery.bucket import S3Storage
 from export_engine.settings import lifecycle_expire_days
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LOCATION_NAME = "export_engine"  # the code location, as every workspace file and the gateway name it
-BIN = Path(sys.executable).parent
 DEV_AWS_KEY = "dev-access-key"  # moto accepts any credentials
 DEV_AWS_SECRET = "dev-secret-key"
 
@@ -82,7 +87,7 @@ class LocalStack:
                 env["SOURCE_DATABASE_URL"] = pg.url(
                     "transactions", user=seed.READER_ROLE, password=seed.READER_ROLE
                 )
-        env.update(_dagster_pg_parts(env["DAGSTER_PG_URL"]))
+        env.update(dagster_pg_parts(env["DAGSTER_PG_URL"]))
 
         if not env.get("S3_ENDPOINT_URL") and not env.get("AWS_ACCESS_KEY_ID"):
             server = self._spawn(
@@ -166,35 +171,16 @@ class LocalStack:
         )
         workspace = str(self._start_code_server(env, dagster_home))
         daemon = self._spawn("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env)
-        web = self._spawn(
-            "dagster-webserver",
-            [
-                str(BIN / "dagster-webserver"),
-                "-w",
-                workspace,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.ports.dagster),
-            ],
-            env,
-        )
-        api = self._spawn(
-            "api",
-            [
-                str(BIN / "uvicorn"),
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports.api),
-                "--workers",
-                env.get("WEB_CONCURRENCY", "1"),  # gateway processes, as uvicorn itself reads it
-                "--log-level",
-                "warning",
-            ],
-            env,
-        )
+        web_argv = [
+            str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.ports.dagster),
+        ]  # fmt: skip
+        web = self._spawn("dagster-webserver", web_argv, env)
+        api_argv = [
+            str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(self.ports.api),
+            "--workers", env.get("WEB_CONCURRENCY", "1"),  # gateway processes, as uvicorn itself reads it
+            "--log-level", "warning",
+        ]  # fmt: skip
+        api = self._spawn("api", api_argv, env)
         wait_until(
             lambda: httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200,
             timeout=60,
@@ -216,42 +202,19 @@ class LocalStack:
                 self.start_worker(f"exports-{node}")
 
     def _start_code_server(self, env: dict[str, str], dagster_home: Path) -> Path:
-        """One long-lived code server for the webserver and the daemon (as in compose); returns the
-        workspace file that points at it.
-
-        With `workspace.yaml`'s `python_module`, each of them spawns its own code server, and the daemon
-        replaces its own every 60 s (Dagster's `RELOAD_WORKSPACE_INTERVAL`): a fresh interpreter importing
-        Dagster and the project each minute, 6.6 of the daemon's 6.6 CPU-s per idle minute (measured)."""
-        server = self._spawn(
-            "code-server",
-            [
-                str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1",
-                "-p", str(self.ports.code_server), "-m", "export_engine.definitions",
-                "--location-name", LOCATION_NAME,
-            ],
-            env,
-        )  # fmt: skip
+        """One long-lived code server for the webserver and the daemon; returns the workspace file."""
+        server = self._spawn("code-server", code_server_argv(self.ports.code_server), env)
         wait_until(
             lambda: code_server_ready(self.ports.code_server),
             timeout=180,
             what="Dagster code server",
             process=server,
         )
-        workspace = dagster_home / "workspace.yaml"
-        workspace.write_text(
-            "load_from:\n  - grpc_server:\n      host: 127.0.0.1\n"
-            f"      port: {self.ports.code_server}\n      location_name: {LOCATION_NAME}\n"
-        )
-        return workspace
+        return grpc_workspace(dagster_home, self.ports.code_server)
 
     def start_worker(self, node: str) -> ManagedProcess:
         """A Celery worker node (`node@host`): its parent imports the code once, its pool runs the runs."""
-        argv = [
-            str(BIN / "celery"), "-A", "export_engine.run_workers", "worker",
-            "-Q", self.env["CELERY_QUEUE"], "-n", f"{node}@%h",
-            "-c", self.env.get("CELERY_WORKER_CONCURRENCY", "2"),
-            "--prefetch-multiplier=1", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-        ]  # fmt: skip
+        argv = worker_argv(node, self.env)
         log_path = self.home / "logs" / f"worker-{node}.log"
         offset = log_path.stat().st_size if log_path.exists() else 0  # `make run` appends to old logs
         worker = self._spawn(f"worker-{node}", argv, self.env)
@@ -304,21 +267,6 @@ class LocalStack:
             self.postgres.stop()
 
 
-def write_instance_config(
-    path: Path, *, launcher: str, max_concurrent_runs: int, owner_run_limit: int
-) -> None:
-    """The shipped dagster.yaml with this stack's numbers (Dagster reads no env var for a tag limit)."""
-    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
-    coordinator = config["run_coordinator"]["config"]
-    coordinator["max_concurrent_runs"] = max_concurrent_runs
-    for limit in coordinator.get("tag_concurrency_limits", []):
-        if limit["key"] == "owner":
-            limit["limit"] = owner_run_limit
-    if launcher == "default":
-        config["run_launcher"] = {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
 def _read_from(path: Path, offset: int) -> str:
     with open(path, "rb") as log:
         log.seek(offset)
@@ -331,22 +279,8 @@ def _redis_ping(port: int) -> bool:
     return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping())
 
 
-def _dagster_pg_parts(url: str) -> dict[str, str]:
-    """dagster.yaml takes the Dagster DB as parts (so it can pin the psycopg2 scheme)."""
-    parts = urlsplit(url)
-    return {
-        "DAGSTER_PG_HOST": parts.hostname or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(parts.port or 5432),
-        "DAGSTER_PG_USER": parts.username or "postgres",
-        "DAGSTER_PG_PASSWORD": parts.password or "",
-        "DAGSTER_PG_DB": parts.path.lstrip("/") or "dagster",
-    }
-
-
 def _ensure_bucket(env: dict[str, str]) -> None:
-    from export_engine.runs.resources import S3StorageResource
-
-    storage = S3StorageResource(
+    storage = S3Storage(
         bucket=env["S3_BUCKET"],
         endpoint_url=env.get("S3_ENDPOINT_URL"),
         access_key_id=env.get("AWS_ACCESS_KEY_ID"),
@@ -355,27 +289,3 @@ def _ensure_bucket(env: dict[str, str]) -> None:
     storage.ensure_bucket()
     hours = float(env.get("RETENTION_HOURS", "24"))
     storage.apply_lifecycle(expire_days=lifecycle_expire_days(hours))
-
-
-_DAEMON_HEALTH = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
-
-
-def code_server_ready(port: int) -> bool:
-    """True once the code server answers with the code loaded (its port opens before that)."""
-    import socket
-
-    from dagster._grpc.client import DagsterGrpcClient
-
-    with socket.socket() as probe:  # a closed port first: gRPC would log every refused attempt
-        if probe.connect_ex(("127.0.0.1", port)) != 0:
-            return False
-    client = DagsterGrpcClient(port=port, host="127.0.0.1")
-    return client.health_check_query() == "SERVING" and bool(client.list_repositories())
-
-
-def daemon_healthy(dagster_url: str) -> bool:
-    """True once every required daemon (sensors, run queue, monitoring) has sent a healthy heartbeat."""
-    response = httpx.post(f"{dagster_url}/graphql", json={"query": _DAEMON_HEALTH}, timeout=5)
-    statuses = response.json()["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
-    required = [s for s in statuses if s["required"]]
-    return bool(required) and all(s["healthy"] for s in required)

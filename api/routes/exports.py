@@ -15,16 +15,14 @@ from api.openapi import bearer, errors
 from api.schemas import ExportCreated, ExportPage, ExportStatusName, ExportView
 from api.services.cancellation import cancel_export
 from api.services.date_range import DatedExportRequest
-from api.services.exports import (
-    ReusePolicy,
-    create_export,
+from api.services.export_reads import (
     created_answer,
     download_location,
     get_export,
     list_exports,
     signed_download,
-    spec_for,
 )
+from api.services.exports import ReusePolicy, create_export, spec_for
 from api.services.streams import check_pdf_rows
 from api.source_lookups import check_owned_values, fill_progress
 from export_engine.core.export_spec import ExportSpec

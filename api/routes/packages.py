@@ -14,7 +14,8 @@ from api.openapi import bearer, errors
 from api.package_schemas import PackageCreated, PackagePage, PackageRequest, PackageView
 from api.schemas import ExportStatusName
 from api.services.cancellation import cancel_export
-from api.services.exports import ReusePolicy, created_answer, download_location, get_export, list_exports
+from api.services.export_reads import created_answer, download_location, get_export, list_exports
+from api.services.exports import ReusePolicy
 from api.services.packages import KIND, create_package, package_view
 from export_engine.db.session import db_now
 

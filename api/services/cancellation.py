@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from api.errors import ExportConflict
 from api.launcher import LaunchError, RunLauncher
 from api.security import Principal
-from api.services.exports import get_export
+from api.services.export_reads import get_export
 from export_engine.db.locks import lock_dedup_key
 from export_engine.db.models import Export
 from export_engine.delivery.bucket import S3Storage

@@ -13,35 +13,31 @@ candidate file happens before the lock is taken, and the candidate is re-read un
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.errors import DatasetUnknown, ExportFileGone, ExportNotFound, ExportNotReady, InvalidRequest
+from api.errors import DatasetUnknown, InvalidRequest
 from api.launcher import LaunchError, RunLauncher
 from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.owner_cap import check_owner_cap
+from api.services.reuse import checked_candidate, final_file, final_in_flight
 from export_engine.core.catalog import Catalog, Dataset
 from export_engine.core.dedup import Decision, decide, final_at
 from export_engine.core.export_spec import ExportSpec
 from export_engine.core.package_spec import PackageSpec
 from export_engine.db.locks import lock_dedup_key
-from export_engine.db.models import Export, ExportStatus
+from export_engine.db.models import Export
 from export_engine.db.session import db_now
 from export_engine.delivery.bucket import S3Storage
 from export_engine.errors import CatalogError, ExportRequestError
 from export_engine.lifecycle import creation, transitions
-from export_engine.notifications.messages import download_link
 from export_engine.runs.submission import UNCONTESTED_SUBMISSION
 from export_engine.settings import Settings
 
@@ -127,7 +123,7 @@ def create_for_spec(
     now = now or db_now(session)
     session.rollback()  # end the read-only transaction `now` began; the decision runs in its own
     final = not force_refresh and now >= final_since
-    checked = _checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
+    checked = checked_candidate(session, key, storage, final_since, now + policy.min_life) if final else None
 
     with session.begin():
         session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"))  # past it: 503, retry
@@ -136,12 +132,12 @@ def create_for_spec(
         if final:
             if checked is not None and checked.missing:
                 transitions.expire_object(session, checked.s3_key)  # gone: never serve it again
-            candidate = _final_file(session, key, final_since, now + policy.min_life)
+            candidate = final_file(session, key, final_since, now + policy.min_life)
             if candidate is not None and not (
                 checked and checked.missing and candidate.s3_key == checked.s3_key
             ):
                 reusable = candidate
-            active = _final_in_flight(session, key, final_since)
+            active = final_in_flight(session, key, final_since)
         decision = decide(
             force_refresh=force_refresh,
             now=now,
@@ -218,167 +214,3 @@ def spec_for(catalog: Catalog, principal: Principal, request: ExportRequest) -> 
     except ExportRequestError as exc:
         raise InvalidRequest(str(exc)) from exc
     return dataset, spec
-
-
-def _final_file(session: Session, key: str, final_since: datetime, alive_until: datetime) -> Export | None:
-    """The newest file of the key whose snapshot started after its data became final, alive long enough."""
-    return session.scalars(
-        select(Export)
-        .where(
-            Export.dedup_key == key,
-            Export.status == ExportStatus.COMPLETED.value,
-            Export.reused_from_ref.is_(None),
-            Export.started_at >= final_since,
-            Export.object_expires_at >= alive_until,
-        )
-        .order_by(Export.started_at.desc())
-        .limit(1)
-    ).first()
-
-
-def _final_in_flight(session: Session, key: str, final_since: datetime) -> Export | None:
-    """An export of the key in flight that was asked for after its data became final."""
-    return session.scalars(
-        select(Export)
-        .where(
-            Export.dedup_key == key,
-            Export.status.in_(transitions.ACTIVE),
-            Export.created_at >= final_since,
-        )
-        .order_by(Export.created_at.desc())
-        .limit(1)
-    ).first()
-
-
-@dataclass(frozen=True)
-class _Checked:
-    s3_key: str
-    missing: bool
-
-
-def _checked_candidate(
-    session: Session, key: str, storage: S3Storage, final_since: datetime, alive_until: datetime
-) -> _Checked | None:
-    """HEAD the candidate file outside the lock, so a slow S3 never holds the key's lock."""
-    with session.begin():
-        candidate = _final_file(session, key, final_since, alive_until)
-    if candidate is None or not candidate.s3_key:
-        return None
-    return _Checked(candidate.s3_key, missing=not storage.exists(candidate.s3_key))
-
-
-def get_export(*, session: Session, principal: Principal, reference_id: str, kind: str = "export") -> Export:
-    """The caller's export (or package); someone else's is indistinguishable from a missing one, and so
-    is a row of the other kind."""
-    try:
-        uuid.UUID(reference_id)
-    except ValueError:
-        raise ExportNotFound(reference_id, kind) from None
-    export = session.get(Export, reference_id)
-    if export is None or export.owner != principal.subject or export.kind != kind:
-        raise ExportNotFound(reference_id, kind)
-    return export
-
-
-def signed_download(
-    export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime
-) -> tuple[str, datetime] | None:
-    """A signed URL and its expiry; the link never outlives the file (`object_expires_at`)."""
-    if export.status != ExportStatus.COMPLETED.value:
-        return None
-    return download_link(export, storage=storage, presign_ttl_seconds=ttl_seconds, now=now)
-
-
-def created_answer(
-    result: CreateResult, *, status_url: str, storage: S3Storage, ttl_seconds: int, session: Session
-) -> dict[str, Any]:
-    """The fields of a POST's answer, for an export or a package: a reused file carries its freshly
-    signed URL at once (no second request)."""
-    export = result.export
-    signed = (
-        signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=db_now(session))
-        if result.outcome == "reused"
-        else None
-    )
-    return {
-        "reference_id": export.reference_id,
-        "status": export.status,
-        "created_at": export.created_at,
-        "reused_from_ref": export.reused_from_ref,
-        "status_url": status_url,
-        "download_url": signed[0] if signed else None,
-        "expires_at": signed[1] if signed else None,
-    }
-
-
-def download_location(
-    *,
-    session: Session,
-    principal: Principal,
-    reference_id: str,
-    storage: S3Storage,
-    ttl_seconds: int,
-    kind: str = "export",
-) -> str:
-    """A freshly signed URL of the caller's finished file; 409 while there is none yet, 410 once gone."""
-    export = get_export(session=session, principal=principal, reference_id=reference_id, kind=kind)
-    if export.status == ExportStatus.EXPIRED.value:
-        raise ExportFileGone(
-            f"the file of {kind} {reference_id!r} was deleted (status EXPIRED); request the {kind} again"
-        )
-    if export.status != ExportStatus.COMPLETED.value:
-        raise ExportNotReady(
-            f"{kind} {reference_id!r} is {export.status}; only a COMPLETED {kind} has a file"
-        )
-    now = db_now(session)
-    signed = signed_download(export, storage=storage, ttl_seconds=ttl_seconds, now=now)
-    if signed is None or not storage.exists(export.s3_key or ""):
-        raise ExportFileGone(
-            f"the file of {kind} {reference_id!r} no longer exists; request the {kind} again"
-        )
-    return signed[0]
-
-
-@dataclass(frozen=True)
-class ExportPage:
-    exports: list[Export]
-    next_cursor: str | None
-
-
-def list_exports(
-    *,
-    session: Session,
-    principal: Principal,
-    limit: int,
-    cursor: str | None = None,
-    status: str | None = None,
-    kind: str = "export",
-) -> ExportPage:
-    """The caller's exports, newest first, by keyset on (created_at, reference_id) so pages never shift."""
-    query = select(Export).where(Export.owner == principal.subject, Export.kind == kind)
-    if status is not None:
-        query = query.where(Export.status == status)
-    if cursor is not None:
-        created_at, reference_id = _decode_cursor(cursor)
-        query = query.where(tuple_(Export.created_at, Export.reference_id) < (created_at, reference_id))
-    rows = list(
-        session.scalars(query.order_by(Export.created_at.desc(), Export.reference_id.desc()).limit(limit + 1))
-    )
-    page, more = rows[:limit], len(rows) > limit
-    return ExportPage(page, _encode_cursor(page[-1]) if more else None)
-
-
-def _encode_cursor(export: Export) -> str:
-    raw = json.dumps([export.created_at.isoformat(), export.reference_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created_at, reference_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None or not isinstance(reference_id, str):
-            raise ValueError("malformed")
-        return moment, reference_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest("cursor: not a cursor from this API; pass back `next_cursor` unchanged") from exc

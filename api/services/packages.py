@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from api.errors import InvalidRequest, ServiceUnavailable
 from api.package_schemas import PackagePart, PackageRequest, PackageView
 from api.security import Principal
-from api.services.exports import CreateResult, ReusePolicy, create_for_spec, signed_download
+from api.services.export_reads import signed_download
+from api.services.exports import CreateResult, ReusePolicy, create_for_spec
 from api.source_lookups import SourceLookupFailed, SourceLookups
 from export_engine.core.catalog import Catalog
 from export_engine.core.dedup import business_today, final_at

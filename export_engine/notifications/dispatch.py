@@ -23,22 +23,19 @@ from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from export_engine.core.catalog import Catalog, load_catalog
-from export_engine.db.events import EXPORT_COMPLETED, EXPORT_FAILED
-from export_engine.db.models import Delivery, Export, ExportEvent, TelegramLink, WebhookEndpoint
+from export_engine.db.models import Delivery, Export, ExportEvent, WebhookEndpoint
 from export_engine.db.session import session_factory
 from export_engine.delivery.bucket import S3BucketMethods, S3Storage
-from export_engine.notifications import messages, telegram, webhooks
+from export_engine.notifications import messages, outbox, telegram, webhooks
 from export_engine.notifications.ssrf import parse_networks
 from export_engine.notifications.webhooks import Attempt
 from export_engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TELEGRAM_EVENTS = (EXPORT_COMPLETED, EXPORT_FAILED)
 MAX_DELAY_SECONDS = 3600.0
 PARALLEL_SENDS = 8  # deliveries in flight at once per sender
 JITTER = 0.2
@@ -129,64 +126,11 @@ class Notifier:
 
     # -- 1. fan out ----------------------------------------------------------------------------------
     def fan_out(self, limit: int = 200) -> int:
-        with self.sessions.begin() as session:
-            pending = list(
-                session.scalars(
-                    select(ExportEvent)
-                    .where(ExportEvent.dispatched_at.is_(None))
-                    .order_by(ExportEvent.seq)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            if not pending:
-                return 0
-            owners = {event.owner for event in pending}
-            endpoints = list(
-                session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.owner.in_(owners)))
-            )
-            chats: dict[str, str | None] = {}
-            if self.bot is not None:
-                linked = select(TelegramLink.owner, TelegramLink.chat_id).where(
-                    TelegramLink.owner.in_(owners), TelegramLink.chat_id.is_not(None)
-                )
-                chats = {owner: chat for owner, chat in session.execute(linked)}
-            rows = []
-            for event in pending:
-                for endpoint in endpoints:
-                    if endpoint.owner == event.owner and event.type in endpoint.events:
-                        rows.append({"event_id": event.id, "channel": "webhook", "target": endpoint.id})
-                chat = chats.get(event.owner)
-                if chat and event.type in TELEGRAM_EVENTS:
-                    rows.append({"event_id": event.id, "channel": "telegram", "target": chat})
-            if rows:
-                session.execute(insert(Delivery).values(rows).on_conflict_do_nothing())
-            session.execute(
-                update(ExportEvent)
-                .where(ExportEvent.seq.in_([e.seq for e in pending]))
-                .values(dispatched_at=func.now())
-            )
-            return len(pending)
+        return outbox.fan_out(self.sessions, telegram=self.bot is not None, limit=limit)
 
     # -- 2. deliver ----------------------------------------------------------------------------------
     def _claim_due(self, limit: int = 50) -> list[Delivery]:
-        with self.sessions.begin() as session:
-            due = (
-                select(Delivery.id)
-                .where(Delivery.status == "pending", Delivery.next_attempt_at <= func.now())
-                .order_by(Delivery.next_attempt_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            return list(
-                session.scalars(
-                    update(Delivery)
-                    .where(Delivery.id.in_(due))
-                    .values(next_attempt_at=func.now() + self.lease, attempts=Delivery.attempts + 1)
-                    .returning(Delivery)
-                    .execution_options(synchronize_session=False)
-                )
-            )
+        return outbox.claim_due(self.sessions, self.lease, limit)
 
     def _deliver(self, delivery: Delivery) -> tuple[str, str | None]:
         """Send one claimed delivery and record the outcome; returns (Pass counter, unexpected error)."""

@@ -30,9 +30,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from export_engine import writers
@@ -41,73 +39,16 @@ from export_engine.core.export_spec import ExportSpec
 from export_engine.core.package_spec import PackageSpec
 from export_engine.core.query import output_columns, select_query
 from export_engine.delivery.bucket import S3BucketMethods
+from export_engine.pipeline.package_plan import (
+    MANIFEST_PATH,
+    PackageProgress,
+    PackageResult,
+    Part,
+    build_manifest,
+    plan,
+)
 from export_engine.source.database import SourceDatabaseMethods
 from export_engine.streaming import ProgressTap, RowProgress, row_chunks
-
-MANIFEST_PATH = "manifest.json"
-MANIFEST_VERSION = 1
-
-
-def engine_version() -> str:
-    try:
-        return version("export-engine")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "unknown"
-
-
-@dataclass
-class Part:
-    """One dataset of a package: its progress while it is written, then its manifest entry."""
-
-    dataset: str
-    path: str
-    status: str = "PENDING"  # PENDING → RUNNING → COMPLETED
-    rows: int = 0
-    bytes: int = 0
-    seconds: float | None = None
-    file: dict[str, Any] = field(default_factory=dict)
-
-    def view(self) -> dict[str, Any]:
-        """What `exports.parts` stores and `GET /packages/{id}` shows."""
-        out: dict[str, Any] = {
-            "dataset": self.dataset,
-            "path": self.path,
-            "status": self.status,
-            "rows": self.rows,
-            "bytes": self.bytes,
-        }
-        if self.seconds is not None:
-            out["seconds"] = round(self.seconds, 3)
-        if self.file:
-            out["sha256"] = self.file["sha256"]
-        return out
-
-
-class PackageProgress:
-    """The parts, written by the streaming thread and read by the heartbeat thread (`snapshot`)."""
-
-    def __init__(self, parts: list[Part]) -> None:
-        self.parts = parts
-        self._lock = threading.Lock()
-
-    def update(self, part: Part, **changes: Any) -> None:
-        with self._lock:
-            for name, value in changes.items():
-                setattr(part, name, value)
-
-    def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
-        with self._lock:
-            return sum(p.rows for p in self.parts), [p.view() for p in self.parts]
-
-
-@dataclass(frozen=True)
-class PackageResult:
-    s3_key: str
-    row_count: int
-    file_size_bytes: int
-    duration_s: float
-    parts: list[Part]
-    manifest: dict[str, Any]
 
 
 class _Digest(io.RawIOBase):
@@ -177,13 +118,6 @@ class _Guard(io.RawIOBase):
             super().flush()
 
 
-def plan(spec: PackageSpec, catalog: Catalog) -> list[tuple[Dataset, ExportSpec, Part]]:
-    return [
-        (dataset, entry, Part(dataset=dataset.id, path=spec.entry_path(entry)))
-        for dataset, entry in spec.entries(catalog)
-    ]
-
-
 def run_package(spec: PackageSpec, key: str, **kwargs: Any) -> PackageResult:
     """`stream_package` to the end: the package's result (tests and the benchmark)."""
     for item in stream_package(spec, key, **kwargs):
@@ -250,7 +184,7 @@ def _write_entry(
     progress: PackageProgress,
     source: SourceDatabaseMethods,
 ) -> None:
-    """The single-dataset export's write path (`engine.run_export`), into a ZIP entry instead of S3."""
+    """The single-dataset export's write path (`pipeline.export.run_export`), into a ZIP entry instead of S3."""
     started = time.monotonic()
     progress.update(part, status="RUNNING")
     select, params = select_query(dataset, spec)
@@ -292,22 +226,3 @@ def _write_entry(
         },
     }
     progress.update(part, status="COMPLETED", rows=rows, bytes=digest.bytes, seconds=seconds, file=file)
-
-
-def build_manifest(
-    spec: PackageSpec, *, reference_id: str, created_at: datetime, parts: list[Part]
-) -> dict[str, Any]:
-    return {
-        "manifest_version": MANIFEST_VERSION,
-        "package_id": reference_id,
-        "owner": spec.owner,
-        "created_at": created_at.isoformat(),
-        "engine_version": engine_version(),
-        "request": {
-            "datasets": list(spec.datasets),
-            "date_from": spec.date_from.isoformat(),
-            "date_to": spec.date_to.isoformat(),
-            "format": spec.format,
-        },
-        "files": [p.file for p in parts],
-    }

@@ -23,7 +23,8 @@ from export_engine.core.package_spec import PackageSpec
 from export_engine.db.models import Export
 from export_engine.errors import ExportPermanentError
 from export_engine.lifecycle.transitions import ACTIVE as ACTIVE_STATUS_VALUES
-from export_engine.pipeline.package import PackageProgress, PackageResult, Part, plan, stream_package
+from export_engine.pipeline.package import stream_package
+from export_engine.pipeline.package_plan import PackageProgress, PackageResult, Part, plan
 from export_engine.runs import op_lifecycle
 from export_engine.runs.heartbeat import heartbeat
 from export_engine.runs.op_lifecycle import EXPORT_RETRY_POLICY, describe_error, failure_policy

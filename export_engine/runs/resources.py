@@ -1,6 +1,6 @@
 """The three external systems an export touches, as Dagster resources for ops and sensors.
 
-The source DB and the bucket are implemented once, as plain classes (`source.py`, `storage.py`) that
+The source DB and the bucket are implemented once, as plain classes (`source/database.py`, `delivery/bucket.py`) that
 the gateway uses without Dagster; these resources share their methods and add typed config.
 Ops never build psycopg2 or boto3 clients themselves.
 """

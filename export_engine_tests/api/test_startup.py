@@ -9,8 +9,7 @@ import time
 
 import httpx
 
-from devstack.processes import free_port
-from devstack.stack import PROJECT_ROOT
+from devstack.processes import PROJECT_ROOT, free_port
 from export_engine.settings import DEV_JWT_SECRET
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, select, text
 from api.schemas import ExportRequest
 from api.security import Principal
 from api.services.cancellation import cancel_export
-from api.services.exports import ReusePolicy, create_export, signed_download, submit_export
+from api.services.export_reads import signed_download
+from api.services.exports import ReusePolicy, create_export, submit_export
 from export_engine.core.catalog import load_catalog
 from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export

@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from export_engine.core.package_spec import PackageSpec
-from export_engine.pipeline.package import PackageProgress, plan, run_package
+from export_engine.pipeline.package import run_package
+from export_engine.pipeline.package_plan import PackageProgress, plan
 from export_engine.runs.resources import S3StorageResource
 from export_engine_tests.helpers import expected_csv
 

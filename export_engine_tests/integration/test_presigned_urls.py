@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from api.services.exports import signed_download
+from api.services.export_reads import signed_download
 from export_engine.core.export_spec import ExportSpec
 from export_engine.delivery.bucket import S3Storage
 from export_engine_tests import sigv4
