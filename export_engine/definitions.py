@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from export_engine.runs.export_job import export_job
+from export_engine.runs.history import history_job, history_schedule
 from export_engine.runs.maintenance import retention_job, retention_schedule
 from export_engine.runs.notification_sensor import notification_sensor
 from export_engine.runs.package_job import package_job
@@ -33,8 +34,8 @@ def _from_settings(resource_cls: Any) -> dg.ResourceDefinition:
 
 
 defs = dg.Definitions(
-    jobs=[export_job, package_job, retention_job],
-    schedules=[retention_schedule],
+    jobs=[export_job, package_job, retention_job, history_job],
+    schedules=[retention_schedule, history_schedule],
     sensors=[export_reconciler_sensor, notification_sensor],
     resources={
         "export_db": _from_settings(ExportDbResource),

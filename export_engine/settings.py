@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     )
     export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
     retention_hours: int = Field(24, gt=0, description="finished files are deleted after this long")
+    run_history_days: float = Field(
+        7, gt=0, description="housekeeping runs (retention, history) stay in Dagster this long"
+    )
+    failed_run_history_days: float = Field(
+        30, gt=0, description="a FAILED export's Dagster runs stay this long, for operators to read why"
+    )
+    export_audit_days: float = Field(
+        90,
+        gt=0,
+        description="finished export rows (EXPIRED, CANCELED, FAILED) and their events are kept this long",
+    )
     heartbeat_timeout_seconds: int = Field(
         30, ge=10, description="no heartbeat this long: the worker is gone"
     )
