@@ -61,7 +61,7 @@ class RequestMetricsMiddleware:
 
     Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which runs the app in a second task and
     relays the response through a memory stream: ~7 % of the gateway's CPU per POST in a burst (py-spy).
-    The time is taken when the response has been sent, body included.
+    The time is taken as the response's last body message is handed on (or when the app fails).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -76,20 +76,33 @@ class RequestMetricsMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        recorded: float | None = None
+
+        def record() -> float:
+            """Observe once, before the response's last byte leaves: a client that scrapes /metrics right
+            after its answer arrived must find its own request counted (it raced the `finally` before)."""
+            nonlocal recorded
+            if recorded is None:
+                recorded = time.perf_counter() - started
+                HTTP_LATENCY.labels(scope["method"], _route_template(Request(scope)), str(status)).observe(
+                    recorded
+                )
+            return recorded
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = record()
             route = _route_template(Request(scope))
-            HTTP_LATENCY.labels(scope["method"], route, str(status)).observe(elapsed)
             log.info(
                 "request",
                 extra={
@@ -117,7 +130,7 @@ def _route_template(request: Request) -> str:
             if match is Match.FULL:
                 route = candidate
                 break
-    path = getattr(route, "path", None)
+    path = getattr(route, "path_format", None)  # the template without convertors (`:export_id`)
     return path if isinstance(path, str) else "unmatched"
 
 
