@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint test-unit compose-test bench bench-packages bench-small load clean
+.PHONY: install run test lint test-unit compose-test bench bench-packages bench-small bench-storm load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-packages: $(STAMP)  ## a package (streamed ZIP) vs the single-dataset expo
 
 bench-small: $(STAMP)  ## N tiny exports at once: fresh run process per export vs Celery run workers, same run
 	$(BIN)/python -m bench.small_exports $(ARGS)
+
+bench-storm: $(STAMP)  ## the month-end storm: 1,000 tiny exports from 100 owners in bursts of 100 (ARGS="--history 100000")
+	$(BIN)/python -m bench.storm $(ARGS)
 
 load: $(STAMP)  ## 1,000 POSTs / 50 clients / 100 keys against the running stack (start `make run` first)
 	$(BIN)/python -m loadtest $(ARGS)
