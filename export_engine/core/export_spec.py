@@ -111,6 +111,12 @@ class ExportSpec:
                 "columns: a pdf statement has fixed columns (date, description, counterparty, category, "
                 "amount, balance); leave `columns` out"
             )
+        narrowing = [name for name, _ in filters.items() if name != "account_ids"]
+        if format == "pdf" and narrowing:
+            raise ExportRequestError(
+                "filters: a pdf statement lists every transaction of its accounts, so that its balances "
+                f"add up; only account_ids narrows it, not {', '.join(narrowing)}"
+            )
         chosen = _checked_columns(dataset, columns)
         return cls(
             table_name=dataset.id,

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from export_engine import writers
 from export_engine.core.catalog import Catalog
@@ -42,15 +43,19 @@ def run_export(
     on_progress: Callable[[int], None] | None = None,
     parallel: int = 1,
     stop: threading.Event | None = None,
+    writer_params: Mapping[str, Any] | None = None,
 ) -> ExportResult:
     """Stream the export into its S3 object; on any error the multipart upload is aborted.
 
     `parallel` > 1 streams CSV / JSON lines as that many date slices at once (`export_engine.pipeline.parallel`).
     Setting `stop` (from another thread) makes the next write raise `UploadStopped` and abort.
+    `writer_params` reach the writer beside the query's own (the PDF statement's `export_reference`
+    and `page_size`); the query uses none of them.
     """
     started = time.monotonic()
     dataset = catalog.get(spec.table_name)
     select, params = select_query(dataset, spec)
+    params.update(writer_params or {})
     fmt = spec.output
     upload = storage.start_upload(
         key, content_type=fmt.content_type, filename=spec.download_filename, stop=stop

@@ -89,6 +89,7 @@ def export_op(
                 on_progress=progress.report,
                 parallel=settings.export_parallel_streams,
                 stop=ended_elsewhere,
+                writer_params={"export_reference": reference_id, "page_size": settings.pdf_page_size},
             )
 
     completed = op_lifecycle.record_completion(

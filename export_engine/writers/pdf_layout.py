@@ -1,118 +1,130 @@
-"""The statement's page layout: heading, table rows, totals and balances, drawn with fpdf2.
+"""The statement's page: paper size, fonts, the running header and footer, and text that always prints.
 
-DejaVu Sans Condensed (shipped beside this module in fonts/, Bitstream Vera licence) renders
-non-ASCII text. `write_pdf` (pdf_writer.py) feeds the rows; this module only draws them.
+DejaVu Sans Condensed (fonts/, Bitstream Vera licence) draws the text; a subset of Symbola (fonts/,
+"free for any use", see fonts/LICENSE-Symbola.txt) draws the symbols and emoji DejaVu has no glyph
+for. `cell()` falls back by itself (`set_fallback_fonts`); the table's fast `text()` path splits a
+string into runs per font (`runs`). fpdf2 embeds only the glyphs a statement uses.
+Every page carries the owner and period at the top, and the generation time, the export's reference
+and "Page n of m" at the bottom. `pdf_tables` draws the statement's content onto these pages.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
-STATEMENT_COLUMNS = ("txn_date", "description", "counterparty", "category", "amount", "balance_after")
-REQUIRED_COLUMNS = (*STATEMENT_COLUMNS, "account_id", "currency")
 _FONTS = Path(__file__).with_name("fonts")
-_FONT = "DejaVu"
-# (heading, width in mm, alignment); A4 portrait less 12 mm margins = 186 mm
-_TABLE = (
-    ("Date", 20.0, "L"),
-    ("Description", 52.0, "L"),
-    ("Counterparty", 34.0, "L"),
-    ("Category", 22.0, "L"),
-    ("Amount", 28.0, "R"),
-    ("Balance", 30.0, "R"),
-)
-_ROW_HEIGHT = 5.0
-_DEBIT_RGB = (176, 0, 32)
-
-
-def money(value: Decimal | None) -> str:
-    """`-1,860.37`; an empty cell for no value."""
-    return "" if value is None else f"{value:,.2f}"
-
-
-@dataclass
-class Totals:
-    count: int = 0
-    debits: Decimal = Decimal(0)
-    credits: Decimal = Decimal(0)
-
-    def add(self, amount: Decimal | None) -> None:
-        self.count += 1
-        if amount is None:
-            return
-        if amount < 0:
-            self.debits += amount
-        else:
-            self.credits += amount
-
-
-@dataclass
-class Balances:
-    """Opening and closing balance of the one account a statement covers (None for several)."""
-
-    accounts: set[str] = field(default_factory=set)
-    opening: Decimal | None = None
-    closing: Decimal | None = None
-    first_seen: bool = False
-
-    def add(self, account: str | None, amount: Decimal | None, balance: Decimal | None) -> None:
-        self.accounts.add(account or "")
-        if not self.first_seen:
-            self.first_seen = True
-            if balance is not None and amount is not None:
-                self.opening = balance - amount
-        self.closing = balance
+FONT = "DejaVu"
+_SYMBOLS = "Symbola"
+PAGE_SIZES = ("A4", "Letter")
+MARGIN = 12.0
+_BOTTOM = 16.0  # room kept for the footer
 
 
 class Statement(FPDF):
-    def __init__(self, title: str) -> None:
-        super().__init__(orientation="P", unit="mm", format="A4")
-        self.set_margins(12, 12, 12)
+    """An FPDF document with the statement's running header and footer."""
+
+    def __init__(
+        self,
+        *,
+        owner: str,
+        period: str,
+        generated: datetime,
+        reference: str,
+        page_size: str = "A4",
+    ) -> None:
+        if page_size not in PAGE_SIZES:
+            raise ValueError(f"page size {page_size!r}; valid: {', '.join(PAGE_SIZES)}")
+        super().__init__(orientation="P", unit="mm", format=page_size.lower())
+        self.set_margins(MARGIN, MARGIN + 4, MARGIN)
         self.set_auto_page_break(auto=False)
-        self.add_font(_FONT, "", str(_FONTS / "DejaVuSansCondensed.ttf"))
-        self.add_font(_FONT, "B", str(_FONTS / "DejaVuSansCondensed-Bold.ttf"))
-        self.set_title(title)
+        self.add_font(FONT, "", str(_FONTS / "DejaVuSansCondensed.ttf"))
+        self.add_font(FONT, "B", str(_FONTS / "DejaVuSansCondensed-Bold.ttf"))
+        self.add_font(_SYMBOLS, "", str(_FONTS / "Symbola-symbols.ttf"))
+        self.set_fallback_fonts([_SYMBOLS], exact_match=False)
+        self._main = set(getattr(self.fonts[FONT.lower()], "cmap", {}))
+        self._symbols = set(getattr(self.fonts[_SYMBOLS.lower()], "cmap", {}))
+        self.owner, self.period, self.reference = owner, period, reference
+        self.generated = generated.strftime("%Y-%m-%d %H:%M UTC")
+        self.set_title(f"Account statement {period}")
+        self.set_author(owner)
         self.set_creator("export engine")
         self.alias_nb_pages("{nb}")
-        self.table_started = False
-        self._widths: dict[str, float] = {}
+        self.on_new_page: list[object] = []  # callables run after the running header (pdf_tables)
+        self._widths: dict[tuple[str, str, float], float] = {}
+
+    # -- every page ---------------------------------------------------------------------------------
+    def header(self) -> None:
+        self.set_xy(MARGIN, 7)
+        self.set_font(FONT, "", 7.5)
+        self.set_text_color(90, 90, 90)
+        self.cell(self.epw / 2, 4, f"Account statement · {self.owner}")
+        self.cell(self.epw / 2, 4, f"Period {self.period}", align="R")
+        self.set_text_color(0, 0, 0)
+        self.set_xy(MARGIN, self.t_margin)
 
     def footer(self) -> None:
-        self.set_y(-10)
-        self.set_font(_FONT, "", 7.5)
+        self.set_xy(MARGIN, -10)
+        self.set_font(FONT, "", 7.5)
         self.set_text_color(90, 90, 90)
-        self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+        self.cell(self.epw * 0.75, 4, f"Generated {self.generated} · Reference {self.reference}")
+        self.cell(self.epw * 0.25, 4, f"Page {self.page_no()} of {{nb}}", align="R")
         self.set_text_color(0, 0, 0)
 
-    def table_header(self) -> None:
-        self.set_font(_FONT, "B", 8)
-        self.set_fill_color(230, 230, 230)
-        for heading, width, align in _TABLE:
-            self.cell(width, 6, heading, border="B", align=align, fill=True)
-        self.ln(6)
-        self.set_font(_FONT, "", 8)
+    def ensure_room(self, height: float) -> bool:
+        """Start a new page when `height` mm do not fit on this one; True when it did."""
+        if self.get_y() + height <= self.h - _BOTTOM:
+            return False
+        style, size = self.font_style, self.font_size_pt
+        self.add_page()
+        for redraw in self.on_new_page:
+            redraw()  # type: ignore[operator]
+        self.set_font(FONT, style, size)
+        return True
 
-    def ensure_room(self, height: float) -> None:
-        if self.get_y() + height > self.h - 16:
-            self.add_page()
-            if self.table_started:
-                self.table_header()
+    # -- text that prints ---------------------------------------------------------------------------
+    def runs(self, text: str) -> list[tuple[str, str]]:
+        """`text` as (font family, run) pieces: DejaVu where it has the glyph, Symbola where only it has."""
+        pieces: list[tuple[str, str]] = []
+        for char in text:
+            code = ord(char)
+            family = _SYMBOLS if code not in self._main and code in self._symbols else FONT
+            if pieces and pieces[-1][0] == family:
+                pieces[-1] = (family, pieces[-1][1] + char)
+            else:
+                pieces.append((family, char))
+        return pieces
 
     def width_of(self, text: str) -> float:
-        """`get_string_width` in the table's font, remembered: amounts and descriptions repeat a lot."""
-        width = self._widths.get(text)
+        """The printed width of `text` in the current style and size, fallback glyphs included (cached)."""
+        key = (text, self.font_style, self.font_size_pt)
+        width = self._widths.get(key)
         if width is None:
-            width = self._widths[text] = self.get_string_width(text)
+            style, size = self.font_style, self.font_size_pt
+            width = 0.0
+            for family, run in self.runs(text):
+                self.set_font(family, style if family == FONT else "", size)
+                width += self.get_string_width(run)
+            self.set_font(FONT, style, size)
             if len(self._widths) > 50_000:
                 self._widths.clear()
+            self._widths[key] = width
         return width
+
+    def draw(self, x: float, baseline: float, text: str) -> None:
+        """`text()` at (x, baseline), each run in the font that has its glyphs."""
+        pieces = self.runs(text)
+        if len(pieces) == 1 and pieces[0][0] == FONT:
+            self.text(x, baseline, text)  # the common case: one call, ~6x cheaper than cell()
+            return
+        style, size = self.font_style, self.font_size_pt
+        for family, run in pieces:
+            self.set_font(family, style if family == FONT else "", size)
+            self.text(x, baseline, run)
+            x += self.get_string_width(run)
+        self.set_font(FONT, style, size)
 
     def fitted(self, text: str, width: float) -> str:
         """The text on one line within `width` mm, shortened with an ellipsis when it does not fit."""
@@ -123,118 +135,3 @@ class Statement(FPDF):
         while text and self.width_of(text + "…") > room:
             text = text[: max(len(text) - max(len(text) // 8, 1), 0)]
         return text + "…"
-
-
-def _filters_text(params: dict[str, Any]) -> str:
-    parts = []
-    for name, value in sorted(params.items()):
-        if not name.startswith("filter_"):
-            continue
-        shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        parts.append(f"{name.removeprefix('filter_')}: {shown}")
-    return "; ".join(parts) or "none"
-
-
-def heading(pdf: Statement, params: dict[str, Any], generated: datetime) -> None:
-    pdf.set_font(_FONT, "B", 15)
-    pdf.cell(0, 8, "Account statement", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font(_FONT, "", 9)
-    accounts = params.get("filter_account_ids")
-    lines = (
-        ("Owner", str(params.get("owner", ""))),
-        ("Account", ", ".join(accounts) if accounts else "all accounts"),
-        ("Period", f"{day(params.get('date_from'))} to {day(params.get('date_to'))}"),
-        ("Filters", _filters_text(params)),
-        ("Generated", generated.strftime("%Y-%m-%d %H:%M UTC")),
-    )
-    for label, value in lines:
-        pdf.set_font(_FONT, "B", 9)
-        pdf.cell(24, 5, label)
-        pdf.set_font(_FONT, "", 9)
-        pdf.cell(0, 5, pdf.fitted(value, 160), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(3)
-
-
-def day(value: Any) -> str:
-    return value.isoformat() if isinstance(value, date) else str(value)
-
-
-def decimal_or_none(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    return Decimal(str(value))
-
-
-_AMOUNT_CELL = 4
-
-
-def table_row(pdf: Statement, row: dict[str, Any]) -> None:
-    """One table row with `text()`: ~6x cheaper than `cell()`, which lays out every cell as a line."""
-    pdf.ensure_room(_ROW_HEIGHT)
-    amount = row["amount"]
-    cells = (
-        day(row["txn_date"]) if row["txn_date"] is not None else "",
-        row["description"] or "",
-        row["counterparty"] or "",
-        row["category"] or "",
-        money(amount),
-        money(row["balance_after"]),
-    )
-    top = pdf.get_y()
-    baseline = top + _ROW_HEIGHT * 0.72
-    x = pdf.l_margin
-    for n, ((_, width, align), text) in enumerate(zip(_TABLE, cells, strict=True)):
-        if text:
-            debit = n == _AMOUNT_CELL and amount is not None and amount < 0
-            if debit:
-                pdf.set_text_color(*_DEBIT_RGB)
-            if align == "R":
-                pdf.text(x + width - pdf.c_margin - pdf.width_of(text), baseline, text)
-            else:
-                pdf.text(x + pdf.c_margin, baseline, pdf.fitted(text, width))
-            if debit:
-                pdf.set_text_color(0, 0, 0)
-        x += width
-    pdf.set_y(top + _ROW_HEIGHT)
-
-
-def summary(pdf: Statement, totals: dict[str, Totals], balances: Balances) -> None:
-    pdf.ensure_room(12 + 6 * (len(totals) + 3))
-    pdf.ln(4)
-    pdf.set_font(_FONT, "B", 10)
-    pdf.cell(0, 6, "Totals", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    widths = (24.0, 28.0, 36.0, 36.0, 36.0)
-    headings = ("Currency", "Transactions", "Debits", "Credits", "Net")
-    pdf.set_font(_FONT, "B", 8)
-    for heading, width in zip(headings, widths, strict=True):
-        pdf.cell(width, 5, heading, border="B", align="L" if heading == "Currency" else "R")
-    pdf.ln(5)
-    pdf.set_font(_FONT, "", 8)
-    if not totals:
-        pdf.cell(0, 5, "No transactions in this period.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    for currency, total in sorted(totals.items()):
-        values = (
-            currency or "-",
-            f"{total.count:,}",
-            money(total.debits),
-            money(total.credits),
-            money(total.debits + total.credits),
-        )
-        for n, (text, width) in enumerate(zip(values, widths, strict=True)):
-            pdf.cell(width, 5, text, align="L" if n == 0 else "R")
-        pdf.ln(5)
-    pdf.ln(2)
-    if len(balances.accounts) == 1 and len(totals) == 1:
-        for label, balance in (("Opening balance", balances.opening), ("Closing balance", balances.closing)):
-            pdf.set_font(_FONT, "B", 8)
-            pdf.cell(52, 5, label)
-            pdf.set_font(_FONT, "", 8)
-            pdf.cell(36, 5, money(balance), align="R", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    elif balances.accounts:
-        pdf.cell(
-            0,
-            5,
-            "Opening and closing balances are shown for a statement of one account in one currency.",
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-        )

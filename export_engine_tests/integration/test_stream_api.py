@@ -18,7 +18,6 @@ import openpyxl
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
-from pypdf import PdfReader
 
 from api.main import create_app
 from api.security import issue_token
@@ -28,6 +27,7 @@ from export_engine.core.export_spec import ExportSpec, Filters
 from export_engine.pipeline.export import run_export
 from export_engine.settings import DEV_JWT_SECRET
 from export_engine_tests.helpers import NoDagster, expected_csv
+from export_engine_tests.pdf_reading import assert_reconciles, page_texts, parse_sections
 
 USER = "demo-user-3"
 BODY = {"table_name": "transactions", "date_from": "2019-01-01", "date_to": "2024-12-31"}
@@ -137,43 +137,37 @@ def test_xlsx_stream_holds_the_databases_amounts_as_money(client, stack):
     assert sheet.column_dimensions["B"].width >= 12 and sheet.auto_filter.ref.startswith("A1:E")
 
 
-def test_pdf_stream_is_a_statement_of_the_callers_rows(client, stack):
-    body = {**BODY, "format": "pdf", "filters": {"account_ids": ["acct-3-1"]}}
+def test_pdf_stream_is_one_reconciled_section_per_account_and_currency(client, stack):
+    """The owner's default statement (every account) reads as one section per (account, currency) whose
+    rows, running balances and totals are the database's, and whose opening + rows = closing."""
+    body = {**BODY, "format": "pdf", "date_from": "2024-01-01"}
     response = client.post("/export/stream", json=body, headers=_headers())
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/pdf"
-    reader = PdfReader(io.BytesIO(response.content))
-    pages = [page.extract_text() for page in reader.pages]
+    pages = page_texts(response.content)
     rows = _db_rows(
         stack,
-        "SELECT txn_date, amount, balance_after, currency FROM transactions WHERE user_id = %s "
-        "AND account_id = %s AND txn_date BETWEEN %s AND %s ORDER BY txn_date, id",
+        "SELECT account_id, currency, amount, balance_after FROM transactions WHERE user_id = %s "
+        "AND txn_date BETWEEN %s AND %s ORDER BY account_id, currency, txn_date, id",
         USER,
-        "acct-3-1",
-        "2019-01-01",
+        "2024-01-01",
         "2024-12-31",
     )
-    assert len(rows) > 50 and int(response.headers["x-export-rows"]) == len(rows)
-    table = [line for page in pages for line in page.splitlines() if re.match(r"\d{4}-\d{2}-\d{2} ", line)]
-    assert len(table) == len(rows)
-    for (day, amount, balance, _), line in zip(rows, table, strict=True):
-        assert line.startswith(day.isoformat()) and line.endswith(f"{amount:,.2f} {balance:,.2f}")
-    summary = pages[-1].replace("\n", " ")
-    for currency in {r[3] for r in rows}:  # totals per currency, as the database sums them
-        ((count, debits, credits, net),) = _db_rows(
-            stack,
-            "SELECT count(*), coalesce(sum(amount) FILTER (WHERE amount < 0), 0), "
-            "coalesce(sum(amount) FILTER (WHERE amount >= 0), 0), sum(amount) FROM transactions "
-            "WHERE user_id = %s AND account_id = %s AND currency = %s AND txn_date BETWEEN %s AND %s",
-            USER,
-            "acct-3-1",
-            currency,
-            "2019-01-01",
-            "2024-12-31",
-        )
-        assert f"{currency} {count:,} {debits:,.2f} {credits:,.2f} {net:,.2f}" in summary
-    assert "demo-user-3" in pages[0] and "acct-3-1" in pages[0] and "2019-01-01 to 2024-12-31" in pages[0]
-    assert f"Page 1 of {len(pages)}" in pages[0]
+    assert int(response.headers["x-export-rows"]) == len(rows) > 50
+    expected: dict[str, list[tuple]] = {}
+    for account, currency, amount, balance in rows:
+        expected.setdefault(f"{account} {currency.strip()}", []).append((amount, balance))
+    sections = parse_sections(pages)
+    assert list(sections) == sorted(expected) and len(sections) > 1
+    for key, section in sections.items():
+        assert_reconciles(section)  # from the printed text alone
+        assert list(zip(section["amounts"], section["balances"], strict=True)) == expected[key]
+        account, currency = key.split()
+        assert re.search(rf"\n{account} {currency} {len(expected[key])} ", pages[0]), key  # the summary
+    for n, page in enumerate(pages, start=1):
+        assert f"Page {n} of {len(pages)}" in page
+        assert f"Account statement · {USER}" in page and "Period 2024-01-01 to 2024-12-31" in page
+        assert "Reference request " in page  # a stream has no export; its request id stands in
 
 
 def test_past_the_row_limit_is_413_pointing_at_post_export(stack, settings):
@@ -230,12 +224,40 @@ def test_every_stream_slot_busy_is_429(client):
     assert client.post("/export/stream", json=BODY, headers=_headers()).status_code == 200
 
 
+def _stream_answers(client, fmt: str, outcome: str) -> float:
+    prefix = f'export_stream_requests_total{{format="{fmt}",outcome="{outcome}"}} '
+    lines = [line for line in client.get("/metrics").text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+def test_a_stream_refused_because_every_slot_is_busy_is_counted(client):
+    """Issue 28: `export_stream_requests_total` missed the 429 refusals (the slot was taken outside the
+    part of the route that counts refusals)."""
+    slots = client.app.state.stream_slots
+    before = _stream_answers(client, "jsonl", "429")
+    for _ in range(slots.limit):
+        slots.acquire()
+    try:
+        response = client.post("/export/stream", json={**BODY, "format": "jsonl"}, headers=_headers())
+        assert response.status_code == 429
+    finally:
+        for _ in range(slots.limit):
+            slots.release()
+    assert _stream_answers(client, "jsonl", "429") == before + 1
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
         ({**BODY, "table_name": "pg_shadow"}, "table_name", "unknown table_name 'pg_shadow'"),
         ({**BODY, "columns": ["nope"]}, "columns", "unknown column 'nope'"),
         ({**BODY, "format": "pdf", "columns": ["amount"]}, "columns", "a pdf statement has fixed columns"),
+        (
+            {**BODY, "format": "pdf", "filters": {"status": ["posted"], "account_ids": ["acct-3-1"]}},
+            "filters",
+            "a pdf statement lists every transaction of its accounts, so that its balances add up; "
+            "only account_ids narrows it, not status",
+        ),
         ({**BODY, "date_to": "9999-12-31"}, "date_to", "out of range"),
     ],
 )
@@ -262,15 +284,25 @@ def test_the_asynchronous_export_writes_the_same_statement(client, catalog, sour
     streamed = client.post("/export/stream", json=body, headers=_headers())
     assert streamed.status_code == 200, streamed.text
     spec = _spec(catalog, **body)
-    result = run_export(spec, str(uuid.uuid4()), catalog=catalog, source=source, storage=storage)
+    reference = str(uuid.uuid4())
+    result = run_export(
+        spec,
+        reference,
+        catalog=catalog,
+        source=source,
+        storage=storage,
+        writer_params={"export_reference": reference},
+    )
     stored = storage.client.get_object(Bucket=storage.bucket, Key=result.s3_key)
     assert stored["ContentType"] == "application/pdf"
+    stored_pages = page_texts(stored["Body"].read())
+    assert all(f"Reference {reference}" in page for page in stored_pages)  # in every footer
 
-    def text(body: bytes) -> list[str]:
-        pages = [page.extract_text() for page in PdfReader(io.BytesIO(body)).pages]
-        return [line for page in pages for line in page.splitlines() if not line.startswith("Generated")]
+    def text(pages: list[str]) -> list[str]:
+        when = ("Generated", "Reference")  # the time and the reference differ; nothing else may
+        return [line for page in pages for line in page.splitlines() if not line.startswith(when)]
 
-    assert text(stored["Body"].read()) == text(streamed.content)
+    assert text(stored_pages) == text(page_texts(streamed.content))
     assert result.row_count == int(streamed.headers["x-export-rows"]) > 50
 
 
