@@ -23,11 +23,13 @@ import pytest
 
 from api.security import issue_token
 from export_engine.settings import DEV_JWT_SECRET
-from export_engine_tests import faults
+from export_engine_tests import faults, required_tools
+from export_engine_tests.conftest import TELEGRAM_PORT, TELEGRAM_SECRET, TELEGRAM_TOKEN
+from export_engine_tests.notify_peers import FakeTelegram
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = required_tools.chromium_or_skip_module()  # CI (REQUIRE_TOOLS=1) fails instead of skipping
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -39,12 +41,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 STATE_TIMEOUT_MS = 120_000  # a hang guard: exports here take seconds, the page polls every 5 s
-
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian's chromium is not installed (/usr/bin/chromium missing): `apt-get install -y chromium`",
-        allow_module_level=True,
-    )
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
@@ -134,6 +130,12 @@ def test_datasets_page_shows_a_card_per_dataset(api, site, shots):
         expect(card).to_contain_text(f"Time grain: {dataset['time_grain']}")
         expect(card.get_by_role("button", name=f"Export {dataset['name']}")).to_be_visible()
     expect(page.get_by_text("Time grain: monthly")).to_be_visible()
+    # The requirements' order (Transactions first), then the rest; descriptions speak to the user.
+    titles = page.locator("#dataset-list > li h2").all_inner_texts()
+    assert titles[:3] == ["Transactions", "Daily spending by tag", "Monthly trends"], titles
+    descriptions = page.locator("#dataset-list > li p:not(.grain)").all_inner_texts()
+    assert descriptions[0].startswith("All your transactions with tags and accounts"), descriptions
+    assert not [d for d in descriptions if "caller" in d or "tag_id" in d], descriptions
     assert "#token" not in page.url  # the token left the address bar for session storage
     page.screenshot(path=shots / "datasets.png")
     assert site.foreign_requests == []
@@ -153,19 +155,41 @@ def test_export_with_filters_completes_and_downloads_the_signed_file(api, site, 
             api, "SELECT DISTINCT account_id FROM transactions WHERE user_id = %s ORDER BY 1", user
         )
     ]
-    account_select = page.get_by_label("Accounts (optional)")
-    expect(account_select.locator("option")).to_have_count(len(accounts))
-    assert account_select.locator("option").all_inner_texts() == accounts
     tags = [
         r[0]
         for r in source_rows(
             api, "SELECT DISTINCT unnest(tag_ids) FROM transactions WHERE user_id = %s ORDER BY 1", user
         )
     ]
-    expect(page.get_by_label("Tags (optional)").locator("option")).to_have_count(len(tags))
+    # Searchable pickers, not list boxes: "Select accounts..." opens a list with a search box.
+    tag_picker = page.get_by_label("Tags (optional)")
+    expect(tag_picker).to_have_text(re.compile(r"^Select tags\.\.\."))
+    tag_picker.click()
+    expect(page.get_by_role("group", name="Tags", exact=True).get_by_role("checkbox")).to_have_count(
+        len(tags)
+    )
+    page.keyboard.press("Escape")  # closes the list, not the dialog
+    expect(page.get_by_label("Search tags")).to_be_hidden()
+    expect(page.get_by_role("dialog")).to_be_visible()
 
+    account_picker = page.get_by_label("Accounts (optional)")
+    expect(account_picker).to_have_text(re.compile(r"^Select accounts\.\.\."))
+    expect(account_picker).to_have_attribute("aria-expanded", "false")
+    account_picker.click()
+    account_list = page.get_by_role("group", name="Accounts", exact=True)
+    expect(account_list.get_by_role("checkbox")).to_have_count(len(accounts))
+    assert account_list.locator("label").all_inner_texts() == accounts
     chosen = accounts[0]
-    account_select.select_option([chosen])
+    query = chosen[-4:]
+    page.get_by_label("Search accounts").fill(query)
+    matching = [a for a in accounts if query.lower() in a.lower()]
+    expect(account_list.get_by_role("checkbox")).to_have_count(len(matching))
+    assert len(matching) < len(accounts)
+    account_list.get_by_role("checkbox", name=chosen, exact=True).check()
+    page.get_by_role("dialog").screenshot(path=shots / "modal-picker.png", animations="disabled")
+    page.get_by_role("button", name="Done").click()
+    expect(account_picker).to_have_text(re.compile(rf"^{re.escape(chosen)}"))
+    expect(account_picker).to_be_focused()
     page.get_by_label("Start date").fill("2023-01-01")
     page.get_by_label("End date").fill("2023-06-30")
     page.locator("#columns-field summary").click()
@@ -175,6 +199,7 @@ def test_export_with_filters_completes_and_downloads_the_signed_file(api, site, 
     page.get_by_role("button", name="Start Export").click()
 
     expect(page.get_by_text("Export in progress...")).to_be_visible()
+    expect(page.locator("#progress-telegram")).to_be_hidden()  # no chat linked: no Telegram promise
     page.get_by_role("dialog").screenshot(path=shots / "modal-progress-pending.png", animations="disabled")
     expect(page.get_by_text("Export complete!")).to_be_visible(timeout=STATE_TIMEOUT_MS)
     export = newest_export(api, user)
@@ -190,7 +215,7 @@ def test_export_with_filters_completes_and_downloads_the_signed_file(api, site, 
     assert export["row_count"] == expected_rows > 0
     summary = page.locator("#done-summary").inner_text()
     assert re.fullmatch(rf"{expected_rows:,} rows • [\d.]+ (B|KB)", summary), summary
-    expect(page.locator("#done-expiry")).to_have_text(re.compile(r"Link expires in (23|24) hours"))
+    expect(page.locator("#done-expiry")).to_have_text("Link expires in 24 hours")  # a fresh 24 h link
     link = page.get_by_role("link", name="Download CSV")
     expect(link).to_have_attribute("target", "_blank")
     page.get_by_role("dialog").screenshot(path=shots / "modal-complete.png", animations="disabled")
@@ -410,8 +435,12 @@ def test_missing_or_expired_token_shows_a_sign_in_message(site, shots, token, me
 def test_usable_at_375_px(site, shots):
     page = site.open("/analytics/datasets", user="demo-user-69", width=375)
     open_export_modal(page, "Transactions")
-    expect(page.get_by_label("Accounts (optional)").locator("option").first).to_be_attached()
+    page.get_by_label("Accounts (optional)").click()
+    expect(
+        page.get_by_role("group", name="Accounts", exact=True).get_by_role("checkbox").first
+    ).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.keyboard.press("Escape")
     page.get_by_role("dialog").screenshot(path=shots / "modal-form-375.png", animations="disabled")
     page.keyboard.press("Escape")
     page.goto(f"{site.base_url}/analytics/exports")
@@ -431,3 +460,81 @@ def test_api_docs_render_offline(site, shots, path, rendered):
         assert site.foreign_requests == []
     else:  # ReDoc's sidebar logo is an <img> from its CDN that removes itself when it fails to load
         assert set(site.foreign_requests) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(token=TELEGRAM_TOKEN, port_=TELEGRAM_PORT).start()
+    yield fake
+    fake.stop()
+
+
+def test_telegram_is_connected_from_the_page_and_the_progress_promises_a_message(api, site, shots, telegram):
+    user, chat_id = "demo-user-70", 7070
+    page = site.open("/analytics/datasets", user=user)
+    panel = page.get_by_role("region", name="Telegram notifications")
+    expect(panel).to_contain_text("Get a Telegram message when an export is ready.")
+    panel.get_by_role("button", name="Connect Telegram").click()
+    link = panel.get_by_role("link", name="Open Telegram")
+    expect(link).to_have_attribute("href", re.compile(rf"^https://t\.me/{telegram.username}\?start=[\w-]+$"))
+    expect(link).to_have_attribute("target", "_blank")
+    expect(panel).to_contain_text("Waiting for Telegram")
+    page.screenshot(path=shots / "telegram-connect.png")
+    code = link.get_attribute("href").split("start=")[1]
+    # The user presses Start in Telegram: Telegram posts the update to the gateway's webhook.
+    pressed = api.http.post(
+        "/notifications/telegram/webhook",
+        json=telegram.start_update(chat_id, f"/start {code}"),
+        headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET},
+    )
+    assert pressed.status_code == 200, pressed.text
+    expect(panel).to_contain_text(
+        "Telegram connected: you will get a message when an export is ready.", timeout=STATE_TIMEOUT_MS
+    )
+    assert api.http.get("/notifications/telegram", headers=api.headers(user)).json()["linked"] is True
+
+    open_export_modal(page, "Transactions")
+    page.get_by_label("Start date").fill("2023-04-01")
+    page.get_by_label("End date").fill("2023-04-30")
+    page.get_by_role("button", name="Start Export").click()
+    expect(page.get_by_text("Export in progress...")).to_be_visible()
+    expect(page.locator("#progress-telegram")).to_have_text("We'll notify you via Telegram when ready")
+    page.get_by_role("dialog").screenshot(path=shots / "modal-progress-telegram.png", animations="disabled")
+    expect(page.get_by_text("Export complete!")).to_be_visible(timeout=STATE_TIMEOUT_MS)
+    export = newest_export(api, user)
+    deadline = time.monotonic() + 120  # a hang guard: the notification sensor ticks every few seconds
+    while not [
+        m for m in telegram.messages if m["chat_id"] in (chat_id, str(chat_id)) and "Export" in m["text"]
+    ]:
+        assert time.monotonic() < deadline, telegram.messages
+        time.sleep(0.2)
+    (message,) = [m for m in telegram.messages if "Export" in m["text"]]
+    assert "Transactions" in message["text"] and f"{export['row_count']:,}" in message["text"], message
+
+    page.keyboard.press("Escape")
+    panel.get_by_role("button", name="Disconnect Telegram").click()
+    expect(panel.get_by_role("button", name="Connect Telegram")).to_be_visible()
+    assert api.http.get("/notifications/telegram", headers=api.headers(user)).json()["linked"] is False
+
+
+def test_link_lifetimes_are_rounded_to_the_nearest_unit(site):
+    page = site.open("/analytics/datasets", user="demo-user-71")
+    seconds = [24 * 3600 - 2, 24 * 3600 - 40 * 60, 3600 - 1, 3600 - 20, 59 * 60, 90, 45, 7 * 24 * 3600 - 5]
+    texts = page.evaluate(
+        """async (seconds) => {
+            const { formatTimeLeft } = await import("/analytics/static/api.js");
+            const now = Date.now();
+            return seconds.map((s) => formatTimeLeft(new Date(now + s * 1000 + 300).toISOString()));
+        }""",
+        seconds,
+    )
+    assert texts == [
+        "24 hours",
+        "23 hours",
+        "1 hour",
+        "1 hour",
+        "59 minutes",
+        "2 minutes",
+        "45 seconds",
+        "7 days",
+    ]

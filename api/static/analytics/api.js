@@ -103,14 +103,16 @@ export function formatBytes(bytes) {
   return `${unit === 0 ? value : value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
-/** "23 hours", "59 minutes", "1 day"; from now until `iso`. */
+/** "24 hours", "1 hour", "59 minutes", "2 days": from now until `iso`, to the nearest unit (a link
+ * signed for 24 hours a second ago still reads "24 hours", not "23"). */
 export function formatTimeLeft(iso) {
   const seconds = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
   if (!(seconds > 0)) return "now";
   const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
-  if (seconds >= 2 * 86400) return plural(Math.floor(seconds / 86400), "day");
-  if (seconds >= 3600) return plural(Math.floor(seconds / 3600), "hour");
-  if (seconds >= 60) return plural(Math.floor(seconds / 60), "minute");
+  const hours = Math.round(seconds / 3600);
+  if (hours >= 48) return plural(Math.round(seconds / 86400), "day");
+  if (hours >= 1 && seconds >= 3570) return plural(hours, "hour"); // from 59½ minutes: "1 hour"
+  if (seconds >= 60) return plural(Math.round(seconds / 60), "minute");
   return plural(seconds, "second");
 }
 

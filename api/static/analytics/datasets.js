@@ -11,9 +11,20 @@ import {
   h,
   showSignIn,
 } from "./api.js";
+import { picker } from "./picker.js";
+import { loadTelegram, telegram } from "./telegram.js";
 
 const POLL_MS = 5000;
 const FILTER_LABELS = { account_ids: "Accounts", tag_ids: "Tags", status: "Status" };
+const FILTER_NOUNS = { account_ids: "accounts", tag_ids: "tags", status: "statuses" };
+const FILTER_HINTS = {
+  account_ids: "Leave empty for all your accounts.",
+  tag_ids: "Leave empty for every tag; rows with any chosen tag are kept.",
+  status: "Leave empty for every status.",
+};
+// The datasets page of the requirements lists these first, in this order; any others follow.
+const FIRST = ["transactions", "daily_spending_by_tag", "monthly_trends"];
+const rank = (dataset) => (FIRST.includes(dataset.id) ? FIRST.indexOf(dataset.id) : FIRST.length);
 const IN_FLIGHT = new Set(["PENDING", "RUNNING"]);
 
 const $ = (selector) => document.querySelector(selector);
@@ -22,7 +33,7 @@ const form = $("#export-form");
 const states = { form, progress: $("#state-progress"), done: $("#state-done"), failed: $("#state-failed") };
 
 let datasets = [];
-let current = null; // {dataset, referenceId, timer}
+let current = null; // {dataset, pickers, referenceId, timer}
 
 adoptTokenFromUrl();
 loadDatasets();
@@ -42,7 +53,9 @@ async function loadDatasets() {
     return;
   }
   status.textContent = datasets.length ? "" : "No datasets are available.";
+  datasets = datasets.map((d, i) => [d, i]).sort(([a, i], [b, j]) => rank(a) - rank(b) || i - j).map(([d]) => d);
   $("#dataset-list").replaceChildren(...datasets.map(card));
+  loadTelegram($("#telegram"));
 }
 
 function card(dataset) {
@@ -89,14 +102,14 @@ modal.addEventListener("close", () => {
 for (const button of modal.querySelectorAll("[data-close]")) button.addEventListener("click", () => modal.close());
 $("#try-again").addEventListener("click", () => {
   stopPolling();
-  current = { dataset: current.dataset };
+  current = { dataset: current.dataset, pickers: current.pickers };
   show("form");
 });
 $("#cancel-export").addEventListener("click", cancelExport);
 form.addEventListener("submit", startExport);
 
 function openModal(dataset) {
-  current = { dataset };
+  current = { dataset, pickers: {} };
   $("#modal-title").textContent = `Export: ${dataset.name}`;
   form.reset();
   clearErrors();
@@ -137,53 +150,25 @@ function buildFilters(dataset) {
 
 function filterField(dataset, filter) {
   const label = FILTER_LABELS[filter.name];
-  const selectId = `filter-${filter.name}`;
-  const select = h("select", {
-    id: selectId,
-    name: filter.name,
-    multiple: true,
-    size: 5,
-    "aria-describedby": `error-filters.${filter.name} hint-${filter.name}`,
+  const noun = FILTER_NOUNS[filter.name];
+  const field = picker({
+    id: `filter-${filter.name}`,
+    label,
+    noun,
+    describedBy: `error-filters.${filter.name} hint-${filter.name}`,
+    load: (q) =>
+      api(
+        `/datasets/${encodeURIComponent(dataset.id)}/filter-values/${filter.name}?` +
+          new URLSearchParams({ q, limit: "200" }),
+      ),
   });
-  const hint = h("p", { class: "hint", id: `hint-${filter.name}` }, "Loading…");
-  const search = h("input", {
-    type: "search",
-    placeholder: `Search ${label.toLowerCase()}`,
-    "aria-label": `Search ${label.toLowerCase()}`,
-    hidden: true,
-  });
-  const chosen = new Set();
-  select.addEventListener("change", () => {
-    for (const option of select.options) option.selected ? chosen.add(option.value) : chosen.delete(option.value);
-  });
-  const load = async (q = "") => {
-    try {
-      const query = new URLSearchParams({ q, limit: "200" });
-      const answer = await api(`/datasets/${encodeURIComponent(dataset.id)}/filter-values/${filter.name}?${query}`);
-      const values = [...new Set([...chosen, ...answer.values])];
-      select.replaceChildren(...values.map((v) => h("option", { value: v, selected: chosen.has(v) }, v)));
-      hint.textContent = answer.values.length
-        ? `Optional. Leave empty for all ${label.toLowerCase()}; Ctrl/⌘-click to choose several.` +
-          (answer.truncated ? " Showing the first 200: search to narrow." : "")
-        : `You have no ${label.toLowerCase()} in this dataset.`;
-      if (answer.truncated) search.hidden = false;
-    } catch (error) {
-      hint.textContent = `Could not load your ${label.toLowerCase()}: ${error.message}`;
-    }
-  };
-  let debounce = null;
-  search.addEventListener("input", () => {
-    clearTimeout(debounce);
-    debounce = setTimeout(() => load(search.value.trim()), 300);
-  });
-  load();
+  current.pickers[filter.name] = field;
   return h(
     "div",
     { class: "field" },
-    h("label", { for: selectId }, `${label} (optional)`),
-    search,
-    select,
-    hint,
+    h("label", { for: `filter-${filter.name}` }, `${label} (optional)`),
+    field.node,
+    h("p", { class: "hint", id: `hint-${filter.name}` }, FILTER_HINTS[filter.name]),
     h("p", { class: "field-error", id: `error-filters.${filter.name}`, hidden: true }),
   );
 }
@@ -216,7 +201,7 @@ function fieldError(field, message) {
   if (!node) return false;
   node.textContent = node.textContent ? `${node.textContent} ${message}` : message;
   node.hidden = false;
-  const input = node.closest(".field, fieldset, details")?.querySelector("input, select");
+  const input = node.closest(".field, fieldset, details")?.querySelector("input, select, .picker-trigger");
   input?.setAttribute("aria-invalid", "true");
   if (field === "columns") $("#columns-field").open = true;
   return true;
@@ -237,9 +222,9 @@ function readForm() {
   const columns = data.getAll("columns");
   if (columns.length !== current.dataset.columns.length) body.columns = columns;
   const filters = {};
-  for (const select of $("#filter-fields").querySelectorAll("select")) {
-    const values = [...select.selectedOptions].map((o) => o.value);
-    if (values.length) filters[select.name] = values;
+  for (const [name, field] of Object.entries(current.pickers)) {
+    const values = field.values();
+    if (values.length) filters[name] = values;
   }
   if (Object.keys(filters).length) body.filters = filters;
   return body;
@@ -336,10 +321,11 @@ function render(exportView) {
       bar.hidden = true;
     }
     $("#progress-text").textContent = text;
+    $("#progress-telegram").hidden = !telegram.linked;
     if (states.progress.hidden) show("progress");
     return;
   }
-  if (status === "COMPLETED") {
+  if (status === "COMPLETED" || (status === "SUPERSEDED" && exportView.download_url)) {
     $("#done-summary").textContent = `${formatCount(exportView.row_count ?? 0)} rows • ${formatBytes(exportView.file_size_bytes ?? 0)}`;
     const link = $("#download-link");
     link.href = exportView.download_url;
