@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.message
+import json
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -9,6 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.errors import MalformedBody
 from api.launcher import RunLauncher
 from api.security import AuthError, Principal, TokenVerifier
 from export_engine.core.catalog import Catalog
@@ -68,3 +71,20 @@ def get_catalog(request: Request) -> Catalog:
 
 
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+
+async def require_utf8_json(request: Request) -> None:
+    """JSON bodies are UTF-8 (RFC 8259 §8.1). `json.loads` on bytes also detects UTF-16 and UTF-32 (even
+    without a BOM), which FastAPI would accept: this app-wide dependency refuses what `json` would read
+    as another encoding (the body is already read and cached by then)."""
+    content_type = request.headers.get("content-type")
+    if not content_type or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    parsed = email.message.Message()
+    parsed["content-type"] = content_type
+    subtype = parsed.get_content_subtype()
+    if parsed.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        return
+    body = await request.body()
+    if body and json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+        raise MalformedBody.not_utf8()  # (bytes that are not UTF-8 at all fail in FastAPI's own parse)

@@ -15,8 +15,10 @@ GatewayError
 ├── TooManyRows        → 413 (a synchronous stream or PDF would exceed its row limit)
 ├── TooManyStreams     → 429 (every synchronous stream slot is busy; retry shortly)
 └── ServiceUnavailable → 503 (a dependency is down; retry later)
+└── MalformedBody      → 422 (a JSON body that is not UTF-8)
 AuthError (api.security) → 401
 AuthUnavailable (api.security) → 503 (the identity provider's keys could not be fetched)
+any other exception → 500, with the same body and no internals (they go to the log)
 
 Every error answer has one body, `ErrorBody`: `detail`, a sentence a person can act on, and
 `errors`, one `{field, message}` per offending field (empty when no field is to blame). Starlette's
@@ -141,6 +143,29 @@ class ServiceUnavailable(GatewayError):
     status_code = 503
 
 
+class MalformedBody(GatewayError):
+    """A body that cannot be read as JSON at all; `reason` is the `body` field's message."""
+
+    status_code = 422
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+    def field_errors(self) -> list[dict[str, str]]:
+        return [{"field": "body", "message": self.reason}]
+
+    @classmethod
+    def not_utf8(cls) -> MalformedBody:
+        return cls("request body is not valid JSON (it must be UTF-8 encoded)", reason="not valid UTF-8 JSON")
+
+    @classmethod
+    def nested_too_deeply(cls) -> MalformedBody:
+        return cls(
+            "request body is nested too deeply to parse; send a flat JSON object", reason="nested too deeply"
+        )
+
+
 def _error(
     status: int,
     message: str,
@@ -200,9 +225,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
-            # FastAPI's answer to a body it cannot decode (invalid UTF-8): malformed JSON, like any other
-            message = "request body is not valid JSON (it must be UTF-8 encoded)"
-            return _error(422, message, [{"field": "body", "message": "not valid UTF-8 JSON"}])
+            # FastAPI's answer to a body its JSON parser raised on: invalid UTF-8, or nesting deeper
+            # than Python's recursion limit (RecursionError)
+            too_deep = isinstance(exc.__cause__, RecursionError)
+            malformed = MalformedBody.nested_too_deeply() if too_deep else MalformedBody.not_utf8()
+            return _error(422, str(malformed), malformed.field_errors())
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)
@@ -246,3 +273,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.connection_invalidated:
             return _error(503, "the export database connection was lost; retry in a few seconds")
         raise exc
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette calls this outside every middleware, then re-raises `exc` so the server logs its
+        # traceback: the answer keeps the contract and carries no internals.
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return _error(500, "the server failed to answer this request; it was logged, retry later")

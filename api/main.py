@@ -12,16 +12,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.body_limit import BodyLimitMiddleware
+from api.deps import require_utf8_json
 from api.errors import install_error_handlers
 from api.launcher import DagsterRunLauncher, RunLauncher
 from api.observability import RequestMetricsMiddleware, build_registry, configure_logging
 from api.openapi import install_openapi
-from api.routes import datasets, exports, filter_values, health, packages
+from api.routes import analytics_exports, datasets, exports, filter_values, health, packages
 from api.routes.docs import install_docs
 from api.routes.notifications import install_notifications
+from api.routes.seed002_records import router as seed002_router
+from api.routes.seed004_exports import router as seed004_router
 from api.routes.stream import install_streams
 from api.routes.web import install_web
 from api.security import TokenPolicy, TokenVerifier
@@ -47,6 +50,7 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         lifespan=_serve_internal_port if settings.internal_port is not None else None,
         docs_url=None,  # served from local assets by install_docs: the default pages need a CDN
         redoc_url=None,
+        dependencies=[Depends(require_utf8_json)],
     )
     app.state.settings = settings
     app.state.verifier = TokenVerifier(TokenPolicy.from_settings(settings))
@@ -77,7 +81,10 @@ def create_app(settings: Settings | None = None, *, launcher: RunLauncher | None
         internal.include_router(health.internal_router)
         app.state.internal_app = internal
     install_streams(app, settings)  # before `exports`: /export/stream is not an export id
+    app.include_router(seed002_router)  # seed 002's API; before `exports`: /export/jobs is not an id
     app.include_router(exports.router)
+    app.include_router(seed004_router)  # seed 004's API over the same service
+    app.include_router(analytics_exports.router)  # seed 001's API over the same service
     app.include_router(packages.router)
     app.include_router(datasets.router)
     app.include_router(filter_values.router)

@@ -105,7 +105,8 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"token is invalid: {exc}") from exc
         limit = policy.max_lifetime_seconds
-        if limit is not None and float(claims["exp"]) - time.time() > limit:
+        # Integers: a signed `exp` of 10**400 is a valid JWT integer but overflows a float.
+        if limit is not None and int(claims["exp"]) - int(time.time()) > limit:
             raise AuthError(
                 f"token lives too long: it expires more than {limit} seconds from now "
                 "(JWT_MAX_LIFETIME_SECONDS); ask for a shorter-lived token"

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     stream_max_concurrent: int = Field(
         4, ge=1, le=64, description="synchronous streams at once per gateway; one more is a 429"
     )
+    stream_max_seconds: int = Field(
+        300, gt=0, description="a synchronous stream still unread after this is broken off (slow readers)"
+    )
+    pdf_page_size: Literal["A4", "Letter"] = Field("A4", description="paper size of PDF statements")
     export_max_runtime_seconds: int = Field(6 * 3600, gt=0, description="an export running longer fails")
     retention_hours: int = Field(24, gt=0, description="finished files are deleted after this long")
     run_history_days: float = Field(

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.background_submission import submit_after_answer
 from api.deps import CatalogDep, LauncherDep, PrincipalDep, SessionDep, SettingsDep, StorageDep
@@ -31,6 +32,22 @@ from export_engine.db.session import db_now
 from export_engine.delivery.bucket import S3Storage
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(bearer)])
+
+
+class _ExportId(Convertor[str]):
+    """Any path segment but `stream`: `/export/stream` is the stream's path (POST only), so GET or
+    DELETE on it is a 405 naming POST, not a 404 for an export called "stream"."""
+
+    regex = "(?!stream$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("export_id", _ExportId())
 
 
 @router.post(
@@ -118,7 +135,7 @@ def list_my_exports(
 
 
 @router.get(
-    "/export/{reference_id}",
+    "/export/{reference_id:export_id}",
     response_model=ExportView,
     response_model_exclude_none=True,
     responses=errors(401, 404, 503),
@@ -173,7 +190,7 @@ def download_export(
 
 
 @router.delete(
-    "/export/{reference_id}",
+    "/export/{reference_id:export_id}",
     response_model=ExportView,
     response_model_exclude_none=True,
     responses=errors(401, 404, 409, 503),

@@ -74,15 +74,16 @@ def list_events(
     session: SessionDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=32, description="`next_cursor` of the last page")] = None,
+    cursor: Annotated[str | None, Query(max_length=40, description="`next_cursor` of the last page")] = None,
     type: Annotated[list[EventType] | None, Query(description="only these event types")] = None,
 ) -> EventPage:
-    after = _cursor(cursor) or 0
-    rows = events.list_for_owner(session, principal.subject, after_seq=after, limit=limit + 1, types=type)
+    if (after := events.position_from_cursor(session, cursor)) is None:
+        raise InvalidRequest("cursor: not a cursor this API returned")
+    rows = events.list_for_owner(session, principal.subject, after=after, limit=limit + 1, types=type)
     page = rows[:limit]
     return EventPage(
         items=[EventView(**events.envelope(e)) for e in page],
-        next_cursor=str(page[-1].seq if page else after),
+        next_cursor=events.cursor_of(page[-1] if page else after),
         has_more=len(rows) > limit,
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from api.deps import CatalogDep, PrincipalDep, SettingsDep
 from api.errors import TooManyStreams
+from api.observability import request_id_var
 from api.openapi import bearer, errors
 from api.services.date_range import DatedExportRequest
 from api.services.streams import PreparedStream, prepare_stream
@@ -90,12 +91,17 @@ def install_streams(app: FastAPI, settings: Settings) -> None:
 
 
 class _FileResponse(StreamingResponse):
-    """Closes the body (and so the snapshot and the slot) however the answer ends, disconnects too."""
+    """Closes the body (and so the snapshot and the slot) however the answer ends, disconnects too.
 
-    def __init__(self, stream: PreparedStream, release: Any) -> None:
+    The whole answer has `max_seconds`: a client that keeps the connection open but reads slowly would
+    otherwise hold a slot and a snapshot on the source as long as it likes (review 2026-12-07 N7).
+    Past it the answer is broken off without its last chunk, so the client sees a broken transfer."""
+
+    def __init__(self, stream: PreparedStream, release: Any, max_seconds: float) -> None:
         self._stream = stream
         self._stream_body: AsyncGenerator[bytes, None] = stream.body()
         self._release = release
+        self._max_seconds = max_seconds
         super().__init__(
             self._stream_body,
             media_type=stream.media_type,
@@ -108,12 +114,20 @@ class _FileResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            async with anyio.create_task_group() as answer:
+                answer.start_soon(self._break_off_at_deadline, answer.cancel_scope)
+                await super().__call__(scope, receive, send)
+                answer.cancel_scope.cancel()  # answered in time: stop the watchdog
         finally:
             with anyio.CancelScope(shield=True):
                 await self._stream_body.aclose()
             self._stream.close()  # when the body never started (its own `finally` closes it otherwise)
             self._release()
+
+    async def _break_off_at_deadline(self, answer: anyio.CancelScope) -> None:
+        await anyio.sleep(self._max_seconds)
+        self._stream.timed_out = True  # before the body's own `finally` reports the outcome
+        answer.cancel()
 
 
 @router.post(
@@ -140,20 +154,38 @@ def stream_export(
     validation, formats and file as `POST /export`, from one read-only snapshot, with nothing stored.
     Past the limit: 413, and `POST /export` takes the same body. `force_refresh` has no effect here
     (a stream always reads the database as it is now)."""
-    slots: StreamSlots = request.app.state.stream_slots
-    metrics = request.app.state.stream_metrics
-    slots.acquire()
-    try:
-        stream = prepare_stream(
+    return file_answer(
+        request,
+        body.format,
+        lambda: prepare_stream(
             principal=principal,
             request=body,
             catalog=catalog,
             source=source,
             max_rows=settings.stream_max_rows,
-        )
+            writer_params={
+                "page_size": settings.pdf_page_size,
+                "export_reference": f"request {request_id_var.get() or 'not recorded'} (streamed)",
+            },
+        ),
+    )
+
+
+def file_answer(request: Request, fmt: str, prepare: Callable[[], PreparedStream]) -> StreamingResponse:
+    """Hold a stream slot while `prepare` validates and counts, then answer with the file; a refusal
+    frees the slot and is counted. Every route that answers with a synchronous stream goes through it."""
+    slots: StreamSlots = request.app.state.stream_slots
+    metrics = request.app.state.stream_metrics
+    try:
+        slots.acquire()
+    except TooManyStreams as exc:  # a refusal too: counted like the others
+        metrics.refused(fmt, exc)
+        raise
+    try:
+        stream = prepare()
     except Exception as exc:
         slots.release()
-        metrics.refused(body.format, exc)
+        metrics.refused(fmt, exc)
         raise
     stream.on_finish = lambda outcome, rows: metrics.finished(stream.spec.format, outcome, rows)
-    return _FileResponse(stream, slots.release)
+    return _FileResponse(stream, slots.release, request.app.state.settings.stream_max_seconds)

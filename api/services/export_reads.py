@@ -25,6 +25,8 @@ from export_engine.db.session import db_now
 from export_engine.delivery.bucket import S3Storage
 from export_engine.notifications.messages import download_link
 
+_HAS_A_FILE = (ExportStatus.COMPLETED.value, ExportStatus.SUPERSEDED.value)
+
 
 def get_export(*, session: Session, principal: Principal, reference_id: str, kind: str = "export") -> Export:
     """The caller's export (or package); someone else's is indistinguishable from a missing one, and so
@@ -42,8 +44,11 @@ def get_export(*, session: Session, principal: Principal, reference_id: str, kin
 def signed_download(
     export: Export, *, storage: S3Storage, ttl_seconds: int, now: datetime
 ) -> tuple[str, datetime] | None:
-    """A signed URL and its expiry; the link never outlives the file (`object_expires_at`)."""
-    if export.status != ExportStatus.COMPLETED.value:
+    """A signed URL and its expiry; the link never outlives the file (`object_expires_at`).
+
+    A SUPERSEDED export keeps its file until retention expires it: an older snapshot that finished after
+    a newer one was announced `export.completed`, so its owner gets the file (review 2026-12-07 N2)."""
+    if export.status not in _HAS_A_FILE:
         return None
     return download_link(export, storage=storage, presign_ttl_seconds=ttl_seconds, now=now)
 
@@ -85,7 +90,7 @@ def download_location(
         raise ExportFileGone(
             f"the file of {kind} {reference_id!r} was deleted (status EXPIRED); request the {kind} again"
         )
-    if export.status != ExportStatus.COMPLETED.value:
+    if export.status not in _HAS_A_FILE:
         raise ExportNotReady(
             f"{kind} {reference_id!r} is {export.status}; only a COMPLETED {kind} has a file"
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import text
@@ -87,12 +87,15 @@ def create_export(
     PENDING + RUNNING exports (None: no cap). A new export is only committed PENDING and returned with
     `to_submit`: the caller calls `submit_export` once it has answered."""
     dataset, spec = spec_for(catalog, principal, request)
-    final_since = final_at(
-        date_to=spec.date_to,
-        time_grain=dataset.time_grain,
-        timezone=policy.timezone,
-        settlement_lag=policy.settlement_lag,
-    )
+    try:
+        final_since = final_at(
+            date_to=spec.date_to,
+            time_grain=dataset.time_grain,
+            timezone=policy.timezone,
+            settlement_lag=policy.settlement_lag,
+        )
+    except (ValueError, OverflowError):  # a period that ends past the calendar (9999) is never final
+        final_since = datetime.max.replace(tzinfo=UTC)
     return create_for_spec(
         session=session,
         spec=spec,

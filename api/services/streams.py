@@ -20,7 +20,7 @@ import io
 import logging
 import queue
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,17 +74,21 @@ def _pdf_too_long() -> InvalidRequest:
     )
 
 
+def count_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabase, limit: int) -> int:
+    """The export's rows, counted no further than `limit` + 1 (enough to know it is over the limit)."""
+    select, params = select_query(dataset, spec)
+    snapshot = _open_snapshot(source)
+    try:
+        return _count(snapshot, select, params, limit)
+    finally:
+        snapshot.__exit__(None, None, None)
+
+
 def check_pdf_rows(*, dataset: Dataset, spec: ExportSpec, source: SourceDatabase) -> None:
     """A PDF statement holds at most `PDF_MAX_ROWS` rows: refuse a larger one before it is queued."""
     if spec.format != "pdf":
         return
-    select, params = select_query(dataset, spec)
-    snapshot = _open_snapshot(source)
-    try:
-        rows = _count(snapshot, select, params, PDF_MAX_ROWS)
-    finally:
-        snapshot.__exit__(None, None, None)
-    if rows > PDF_MAX_ROWS:
+    if count_rows(dataset=dataset, spec=spec, source=source, limit=PDF_MAX_ROWS) > PDF_MAX_ROWS:
         raise _pdf_too_long()
 
 
@@ -96,6 +100,7 @@ class PreparedStream:
     _select: Any
     _params: dict[str, Any]
     on_finish: Callable[[str, int], None] = field(default=lambda outcome, rows: None)
+    timed_out: bool = False  # set when the answer passed STREAM_MAX_SECONDS and was broken off
 
     @property
     def media_type(self) -> str:
@@ -136,7 +141,7 @@ class PreparedStream:
             with anyio.CancelScope(shield=True):  # a disconnect cancels this task: clean up regardless
                 await anyio.to_thread.run_sync(worker.join)
             self.close()
-            self.on_finish(outcome, written[0] if written else 0)
+            self.on_finish("deadline" if self.timed_out else outcome, written[0] if written else 0)
 
     def _produce(self, chunks: queue.Queue[Any], stop: threading.Event, written: list[int]) -> None:
         fmt = self.spec.output
@@ -197,10 +202,14 @@ def prepare_stream(
     catalog: Catalog,
     source: SourceDatabase,
     max_rows: int,
+    writer_params: Mapping[str, Any] | None = None,
 ) -> PreparedStream:
-    """Validate, open the snapshot and count; raises before anything is sent when the answer is refused."""
+    """Validate, open the snapshot and count; raises before anything is sent when the answer is refused.
+
+    `writer_params` reach the writer beside the query's own (a PDF's `page_size`, `export_reference`)."""
     dataset, spec = spec_for(catalog, principal, request)
     select, params = select_query(dataset, spec)
+    params.update(writer_params or {})
     snapshot = _open_snapshot(source)
     try:
         limit = min(max_rows, PDF_MAX_ROWS) if spec.format == "pdf" else max_rows

@@ -9,10 +9,11 @@ The event types are listed here once; add a type (e.g. a package's) by adding it
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.orm import Session
 
 from export_engine.db.models import Export, ExportEvent, ExportStatus
@@ -88,14 +89,54 @@ def append(session: Session, export: Export, event_type: str) -> ExportEvent:
     return event
 
 
+Position = tuple[int, int]  # (xid, seq): where a reader of `list_for_owner` stands
+
+
 def list_for_owner(
-    session: Session, owner: str, *, after_seq: int = 0, limit: int = 100, types: list[str] | None = None
+    session: Session,
+    owner: str,
+    *,
+    after: Position = (0, 0),
+    limit: int = 100,
+    types: list[str] | None = None,
 ) -> list[ExportEvent]:
-    """The owner's events after `after_seq`, oldest first (a client catching up reads forward)."""
-    query = select(ExportEvent).where(ExportEvent.owner == owner, ExportEvent.seq > after_seq)
+    """The owner's events after `after`, in (xid, seq) order (a client catching up reads forward).
+
+    Only events of transactions older than every transaction still in flight are listed: no event can
+    later commit before them, so a cursor past them never skips one (a `seq` cursor did: a sequence
+    value is taken at INSERT and seen at COMMIT). A long writing transaction delays the listing, never
+    loses an event.
+    """
+    settled_below = select(text("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")).scalar_subquery()
+    query = select(ExportEvent).where(
+        ExportEvent.owner == owner,
+        ExportEvent.xid < settled_below,
+        tuple_(ExportEvent.xid, ExportEvent.seq) > after,
+    )
     if types:
         query = query.where(ExportEvent.type.in_(types))
-    return list(session.scalars(query.order_by(ExportEvent.seq).limit(limit)))
+    return list(session.scalars(query.order_by(ExportEvent.xid, ExportEvent.seq).limit(limit)))
+
+
+_CURSOR = re.compile(r"(\d{1,19})-(\d{1,19})")
+
+
+def cursor_of(last: ExportEvent | Position) -> str:
+    """`<xid>-<seq>` after the last event listed (or the position given, when nothing was)."""
+    xid, seq = (last.xid, last.seq) if isinstance(last, ExportEvent) else last
+    return f"{xid}-{seq}"
+
+
+def position_from_cursor(session: Session, cursor: str | None) -> Position | None:
+    """Where `cursor_of` left the reader; a bare `<seq>` (the seq-only API's cursor) is still honoured.
+    None for anything else."""
+    if cursor is None:
+        return (0, 0)
+    if cursor.isdigit() and len(cursor) <= 18:
+        xid = session.scalar(select(ExportEvent.xid).where(ExportEvent.seq == int(cursor)))
+        return (xid, int(cursor)) if xid is not None else (0, 0)
+    matched = _CURSOR.fullmatch(cursor)
+    return (int(matched[1]), int(matched[2])) if matched else None
 
 
 def envelope(event: ExportEvent) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -81,6 +82,8 @@ class Export(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'export'"))
     # A package's datasets: progress while it runs, then the manifest's `files` (None for an export).
     parts: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # A per-deployment integer serial: seed 004's `export_id` (`api/routes/seed004_exports.py`).
+    serial_id: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True, nullable=False)
 
     __table_args__ = (
         CheckConstraint(
@@ -115,11 +118,17 @@ class ExportEvent(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # The inserting transaction (`pg_current_xact_id()`): `GET /events` pages by (xid, seq), below the
+    # oldest transaction in flight, so an event that commits late is never skipped (db/events.py).
+    xid: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("(pg_current_xact_id()::text)::bigint")
+    )
     # NULL until the dispatcher has fanned the event out to the owner's webhooks and Telegram chat.
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_export_events_owner_seq", "owner", "seq"),
+        Index("ix_export_events_owner_xid_seq", "owner", "xid", "seq"),
         Index("ix_export_events_undispatched", "seq", postgresql_where=text("dispatched_at IS NULL")),
     )
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012

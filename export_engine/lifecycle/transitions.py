@@ -131,7 +131,12 @@ def complete(
     retention: timedelta,
     parts: Parts | None = None,
 ) -> bool:
-    """RUNNING (held by `run_id`) → COMPLETED; older files of the key → SUPERSEDED, atomically."""
+    """RUNNING (held by `run_id`) → COMPLETED; older files of the key → SUPERSEDED, atomically.
+
+    Idempotent: True also when this run's completion with this `s3_key` is already recorded. A retry
+    after an ambiguous COMMIT (the server committed, the answer was lost) must not read as "canceled or
+    taken over", or the op would delete the file of a COMPLETED export (review 2026-12-07 N1).
+    """
     extra: dict[str, object] = {"parts": parts} if parts is not None else {}
     done = session.execute(
         update(Export)
@@ -154,7 +159,7 @@ def complete(
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if done is None:
-        return False
+        return _already_completed(session, reference_id, run_id, s3_key)
     same_key = (
         Export.dedup_key == done.dedup_key,
         Export.status == ExportStatus.COMPLETED.value,
@@ -184,6 +189,18 @@ def complete(
         ).scalar_one()
         events.append(session, late, events.EXPORT_SUPERSEDED)
     return True
+
+
+def _already_completed(session: Session, reference_id: str, run_id: str, s3_key: str) -> bool:
+    recorded = session.scalar(
+        select(Export.reference_id).where(
+            Export.reference_id == reference_id,
+            Export.dagster_run_id == run_id,
+            Export.s3_key == s3_key,
+            Export.status.in_(FINISHED),
+        )
+    )
+    return recorded is not None
 
 
 def fail(session: Session, reference_id: str, reason: str, *, run_id: str | None) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from export_engine.notifications.webhooks import Attempt
 from export_engine.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Send = Attempt | Callable[[], Attempt]  # decided already, or the call to make outside the transaction
 
 MAX_DELAY_SECONDS = 3600.0
 PARALLEL_SENDS = 8  # deliveries in flight at once per sender
@@ -133,43 +136,40 @@ class Notifier:
         return outbox.claim_due(self.sessions, self.lease, limit)
 
     def _deliver(self, delivery: Delivery) -> tuple[str, str | None]:
-        """Send one claimed delivery and record the outcome; returns (Pass counter, unexpected error)."""
+        """Send one claimed delivery and record the outcome; returns (Pass counter, unexpected error).
+
+        What to send is read in a short transaction that ends before the peer is called: a slow peer
+        must not keep a transaction (and a pooled connection) open for its whole answer (N3)."""
         unexpected = None
-        with self.sessions() as session:
-            event = session.scalar(select(ExportEvent).where(ExportEvent.id == delivery.event_id))
-            now: datetime = session.execute(select(func.now())).scalar_one()
-            try:
+        try:
+            with self.sessions() as session:
+                event = session.scalar(select(ExportEvent).where(ExportEvent.id == delivery.event_id))
+                now: datetime = session.execute(select(func.now())).scalar_one()
                 if event is None:
-                    attempt = Attempt(delivered=False, retry=False, error="the event no longer exists")
+                    send: Send = Attempt(delivered=False, retry=False, error="the event no longer exists")
                 elif delivery.channel == "webhook":
-                    attempt = self._send_webhook(session, delivery, event, now)
+                    send = self._webhook_send(session, delivery, event, now)
                 else:
-                    attempt = self._send_telegram(session, delivery, event, now)
-            except Exception as exc:  # a bug or an outage of ours: retried like a peer's failure
-                log.exception("delivery %s failed unexpectedly", delivery.id)
-                unexpected = f"{type(exc).__name__}: {exc}"[:500]
-                attempt = Attempt(delivered=False, retry=True, error=unexpected)
+                    send = self._telegram_send(session, delivery, event, now)
+            attempt = send if isinstance(send, Attempt) else send()
+        except Exception as exc:  # a bug or an outage of ours: retried like a peer's failure
+            log.exception("delivery %s failed unexpectedly", delivery.id)
+            unexpected = f"{type(exc).__name__}: {exc}"[:500]
+            attempt = Attempt(delivered=False, retry=True, error=unexpected)
         return self._record(delivery, attempt), unexpected
 
-    def _send_webhook(
-        self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
-    ) -> Attempt:
+    def _webhook_send(self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime) -> Send:
         endpoint = session.get(WebhookEndpoint, delivery.target)
         if endpoint is None:
             return Attempt(delivered=False, retry=False, error="the endpoint was deleted")
-        return webhooks.send(
-            self.client,
-            endpoint,
-            event,
-            allowed=self.allowed,
-            now=now,
-            timeout=self.settings.webhook_timeout_seconds,
+        timeout = self.settings.webhook_timeout_seconds
+        return lambda: webhooks.send(
+            self.client, endpoint, event, allowed=self.allowed, now=now, timeout=timeout
         )
 
-    def _send_telegram(
-        self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime
-    ) -> Attempt:
-        if self.bot is None:
+    def _telegram_send(self, session: Session, delivery: Delivery, event: ExportEvent, now: datetime) -> Send:
+        bot = self.bot
+        if bot is None:
             return Attempt(delivered=False, retry=False, error="Telegram is off (TELEGRAM_BOT_TOKEN unset)")
         if telegram.chat_of(session, event.owner) != delivery.target:
             return Attempt(delivered=False, retry=False, error="the chat was unlinked")
@@ -186,7 +186,7 @@ class Notifier:
         )
         if text is None:
             return Attempt(delivered=False, retry=False, error="the file is gone; nothing to link to")
-        return self.bot.send_message(delivery.target, text)
+        return lambda: bot.send_message(delivery.target, text)
 
     def _record(self, delivery: Delivery, attempt: Attempt) -> str:
         values: dict[str, object] = {"last_status_code": attempt.status_code, "last_error": attempt.error}
@@ -206,7 +206,25 @@ class Notifier:
                 else:
                     values["status"] = "failed"
                     outcome = "failed"
-            session.execute(update(Delivery).where(Delivery.id == delivery.id).values(**values))
+            # Only while this sender's lease holds: after it ran out another sender claimed the
+            # delivery (attempts moved on), and its outcome is the one to keep (N3).
+            recorded = session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery.id,
+                    Delivery.attempts == delivery.attempts,
+                    Delivery.status == "pending",
+                )
+                .values(**values)
+                .returning(Delivery.id)
+            ).first()
+            if recorded is None:
+                log.warning(
+                    "delivery %s: attempt %d ended after its lease; not recorded",
+                    delivery.id,
+                    delivery.attempts,
+                )
+                return outcome
             if delivery.channel == "webhook":
                 failing = values.get("status") == "failed" and attempt.retry  # out of time, not a 4xx
                 if attempt.delivered or failing:

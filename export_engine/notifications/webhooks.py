@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from export_engine.db.events import EVENT_TYPES, envelope
 from export_engine.db.models import Delivery, ExportEvent, WebhookEndpoint
 from export_engine.notifications import signing
+from export_engine.notifications.deadline import Answer, DeadlinePassed, post_within
 from export_engine.notifications.errors import NotificationError, UnknownTarget, UnsafeUrl
 from export_engine.notifications.ssrf import IPAddress, IPNetwork, Pinned, check_url, pin
 
@@ -166,6 +167,8 @@ def send(
     headers = signing.headers(event.id, int(time.time()), body, signing_secrets(endpoint, now))
     try:
         response = _post_pinned(client, endpoint.url, addresses, body, headers, timeout)
+    except DeadlinePassed as exc:
+        return Attempt(delivered=False, retry=True, error=f"{exc} (WEBHOOK_TIMEOUT_SECONDS)")
     except httpx.HTTPError as exc:
         return Attempt(delivered=False, retry=True, error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     code = response.status_code
@@ -192,7 +195,7 @@ def _post_pinned(
     body: bytes,
     headers: dict[str, str],
     timeout: float,
-) -> httpx.Response:
+) -> Answer:
     """POST to the checked addresses only (never a second DNS lookup), in order, as a plain connect
     would: the next one only when the previous refused the connection.
 
@@ -222,14 +225,15 @@ def _proxied(client: httpx.Client, url: str) -> bool:
 
 def _post_to(
     client: httpx.Client, target: Pinned, body: bytes, headers: dict[str, str], timeout: float
-) -> httpx.Response:
-    return client.post(
+) -> Answer:
+    """The whole attempt within `timeout` seconds, and at most a few KiB of the answer read (N3)."""
+    return post_within(
+        client,
         target.url,
         content=body,
         headers={**headers, **target.headers},
         extensions=target.extensions,
-        timeout=timeout,
-        follow_redirects=False,
+        seconds=timeout,
     )
 
 

@@ -75,7 +75,7 @@ def package_op(
         claim=claim,
         claimed_at=claimed_at,
         max_runtime_seconds=settings.export_max_runtime_seconds,
-        on_stop=lambda: _abort_own_uploads(context, storage, spec, reference_id),
+        on_stop=lambda: _abort_own_uploads(context, storage, spec, reference_id, run_id),
     ):
         spec = _read_spec(claim.export)
         progress = PackageProgress([part for _, _, part in plan(spec, catalog)])
@@ -159,14 +159,19 @@ def package_op(
 
 
 def _abort_own_uploads(
-    context: dg.OpExecutionContext, storage: S3StorageResource, spec: PackageSpec | None, reference_id: str
+    context: dg.OpExecutionContext,
+    storage: S3StorageResource,
+    spec: PackageSpec | None,
+    reference_id: str,
+    run_id: str,
 ) -> None:
-    """A stopped package ends with no upload left under its prefix, whatever the stream's own abort
-    managed; best effort (retention sweeps what an S3 outage leaves)."""
+    """A stopped package run leaves no upload of its own key, whatever the stream's own abort managed;
+    best effort (retention sweeps what an S3 outage leaves). Only its own key: another run may hold
+    the package now, and its live upload is under the same prefix (review 2026-12-07 N9)."""
     if spec is None:
         return
     try:
-        storage.abort_uploads_under(spec.object_prefix(reference_id))
+        storage.abort_pending_uploads(spec.object_key(reference_id, run_id))
     except Exception as exc:
         context.log.warning("package %s: could not abort its uploads yet: %s", reference_id, exc)
 

@@ -5,7 +5,8 @@ Dagster run, and whatever fell between the gaps is resolved.
 |-------------------------------------------|------------------------------------------------------------|
 | none yet, export older than the grace     | adopt a run tagged with its reference id, or submit one    |
 | deleted from Dagster                      | FAILED "its Dagster run no longer exists"                  |
-| queued longer than the queue timeout      | FAILED, then the queued run is canceled                    |
+| queued longer than the queue timeout      | FAILED, then the queued run is canceled (the holder or a newer run; timed from the run's creation) |
+| its stored request cannot be read         | FAILED with why (a hand edit, or a future version's params) |
 | started, heartbeat older than the timeout | report the run failed: run retries start a run that takes over |
 | finished, a newer run of the export lives | nothing: that run takes the export over                    |
 | its newest run failed, a retry promised   | wait `RUN_RETRY_GRACE_SECONDS` for Dagster's retry, then submit one run in its place (runs ≤ 1 + run_retries.max_retries) |
@@ -17,15 +18,17 @@ looks alive. The reconciler then submits the run Dagster did not; a late retry o
 export held by a live run and does nothing (the claim is fenced by run id).
 
 Every decision is written through `lifecycle` (fenced by the run id it saw) *before* any S3 call;
-aborting the export's uploads afterwards is best effort, and retention sweeps what is left. A sensor
-tick that raises is simply retried on the next tick: no cursor is advanced past an event.
+aborting the export's uploads afterwards is best effort, and retention sweeps what is left. One
+export that raises is logged and skipped, never the whole tick. A tick examines `BATCH` exports; the
+sensor's cursor pages through the rest (oldest first, then round again), so every active export is
+examined every few ticks however many there are (`reconciler_cursor`).
 """
 # No `from __future__ import annotations`: Dagster reads the op/sensor annotations at definition time.
 
 import time
 
 import dagster as dg
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 
 from export_engine.core.package_spec import stored_spec
 from export_engine.db.models import Export, ExportStatus
@@ -33,7 +36,9 @@ from export_engine.db.session import session_factory
 from export_engine.lifecycle import transitions
 from export_engine.lifecycle.repository import ExportRepository
 from export_engine.runs.export_job import export_job
+from export_engine.runs.op_lifecycle import describe_error
 from export_engine.runs.package_job import package_job
+from export_engine.runs.reconciler_cursor import PageKey, ReconcilerCursor
 from export_engine.runs.resources import ExportDbResource, S3StorageResource
 from export_engine.runs.submission import ORPHAN_GRACE, job_name_for, run_config_for, run_tags_with_deadline
 from export_engine.settings import Settings, get_settings
@@ -56,10 +61,20 @@ def export_reconciler_sensor(
 ):
     settings = get_settings()
     requests: list[dg.RunRequest] = []
-    active = _active_exports(export_db.url)
+    now = time.time()
+    cursor = ReconcilerCursor.read(context.cursor, now=now)
+    active = _active_exports(export_db.url, cursor.page)
+    last = active[-1][0] if len(active) == BATCH else None  # a short batch: the next tick starts over
+    context.update_cursor(cursor.next((last.created_at, last.reference_id) if last else None, now=now))
     runs = _runs_by_id(context.instance, [e.dagster_run_id for e, _, _ in active if e.dagster_run_id])
     for export, age, silence in active:
-        outcome = _reconcile(context, export_db, export, age, silence, settings, runs)
+        try:
+            outcome = _reconcile(context, export_db, export, age, silence, settings, runs, cursor)
+        except Exception as exc:  # one export's trouble must not stop every other export's reconciling
+            context.log.error(
+                "export %s: could not be reconciled: %s", export.reference_id, describe_error(exc)
+            )
+            continue
         if isinstance(outcome, dg.RunRequest):
             requests.append(outcome)
         elif outcome is not None:  # the export was just FAILED with this reason
@@ -68,19 +83,18 @@ def export_reconciler_sensor(
     return requests or dg.SkipReason("every active export has a live run")
 
 
-def _active_exports(url: str) -> list[tuple[Export, float, float | None]]:
-    """PENDING/RUNNING exports, with their age and heartbeat silence by the database's clock."""
+def _active_exports(url: str, after: PageKey | None) -> list[tuple[Export, float, float | None]]:
+    """`BATCH` PENDING/RUNNING exports after the cursor's (created_at, reference_id), oldest first, with
+    their age and heartbeat silence by the database's clock."""
+    query = select(
+        Export,
+        func.extract("epoch", func.now() - Export.created_at),
+        func.extract("epoch", func.now() - Export.heartbeat_at),
+    ).where(Export.status.in_(transitions.ACTIVE))
+    if after is not None:
+        query = query.where(tuple_(Export.created_at, Export.reference_id) > after)
     with session_factory(url)() as session:
-        rows = session.execute(
-            select(
-                Export,
-                func.extract("epoch", func.now() - Export.created_at),
-                func.extract("epoch", func.now() - Export.heartbeat_at),
-            )
-            .where(Export.status.in_(transitions.ACTIVE))
-            .order_by(Export.created_at)
-            .limit(BATCH)
-        ).all()
+        rows = session.execute(query.order_by(Export.created_at, Export.reference_id).limit(BATCH)).all()
     return [(e, float(age), float(silence) if silence is not None else None) for e, age, silence in rows]
 
 
@@ -91,19 +105,24 @@ def _reconcile(
     age: float,
     silence: float | None,
     settings: Settings,
-    runs: dict[str, dg.DagsterRun],
+    runs: dict[str, dg.RunRecord],
+    cursor: ReconcilerCursor,
 ) -> dg.RunRequest | str | None:
     """A run to submit, the reason the export was just failed, or None (nothing to do yet)."""
     instance, repo, ref = context.instance, export_db.repository(), export.reference_id
     holder = export.dagster_run_id
+    try:
+        spec = stored_spec(export.params)
+    except (KeyError, ValueError, TypeError) as exc:  # no run can read it either: end it now, with why
+        reason = f"the {export.kind}'s stored request cannot be read: {describe_error(exc)}"
+        return _fail(repo, ref, holder, reason)
     if holder is None:
         if age < ORPHAN_GRACE.total_seconds():
             return None
         tagged = _newest_run(instance, ref)
         if tagged is not None:
-            repo.record_run(ref, tagged.run_id)
+            repo.record_run(ref, tagged.dagster_run.run_id)
             return None
-        spec = stored_spec(export.params)
         context.log.info("submitting %s %s, which has no run", export.kind, ref)
         return dg.RunRequest(
             run_key=ref,
@@ -112,20 +131,17 @@ def _reconcile(
             tags=run_tags_with_deadline(ref, spec, settings.export_max_runtime_seconds),
         )
 
-    run = runs.get(holder)
-    if run is None:
-        newest = _newest_run(instance, ref)
-        if newest is not None and newest.status in (*_WAITING, *_LIVE):
+    record = runs.get(holder)
+    if record is None:
+        successor = _newest_run(instance, ref)
+        if successor is not None and successor.dagster_run.status in _WAITING:
+            return _time_out_queued(instance, repo, ref, holder, successor, settings, cursor)
+        if successor is not None and successor.dagster_run.status in _LIVE:
             return None  # a newer run of this export will take it over
         return _fail(repo, ref, holder, f"its Dagster run {holder} no longer exists (deleted)")
+    run = record.dagster_run
     if run.status in _WAITING:
-        if age < settings.export_queue_timeout_seconds:
-            return None
-        reason = f"its run waited in Dagster's queue for more than {settings.export_queue_timeout_seconds} s"
-        failed = _fail(repo, ref, holder, reason)
-        if failed:
-            instance.report_run_canceled(run, message=reason)
-        return failed
+        return _time_out_queued(instance, repo, ref, holder, record, settings, cursor)
     if run.status in _LIVE:
         stalled = (
             export.status == ExportStatus.RUNNING.value
@@ -138,15 +154,17 @@ def _reconcile(
             instance.report_run_failed(run, message)
         return None
     # The holder finished without finishing the export; a newer run of it (a retry) may be on its way.
-    last = _newest_run(instance, ref) or run
-    if last.status in (*_WAITING, *_LIVE):
+    newest: dg.RunRecord = _newest_run(instance, ref) or record
+    last = newest.dagster_run
+    if last.status in _WAITING:
+        return _time_out_queued(instance, repo, ref, holder, newest, settings, cursor)
+    if last.status in _LIVE:
         return None
     # No tag yet is not "no retry": Dagster stores the failure first and tags it a moment later (the
     # run monitor fails a run whose Celery task died, and this sensor can read it in between).
     will_retry = last.tags.get(WILL_RETRY_TAG)
     if last.status == dg.DagsterRunStatus.FAILURE and will_retry != "false":
-        record = instance.get_run_record_by_id(last.run_id)
-        ended = record.end_time if record is not None and record.end_time else time.time()
+        ended = newest.end_time or time.time()
         if time.time() - ended < settings.run_retry_grace_seconds:  # Dagster's retry comes in seconds
             return None
         if will_retry == "true":
@@ -182,16 +200,39 @@ def _replace_lost_retry(
     )
 
 
-def _runs_by_id(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, dg.DagsterRun]:
+def _time_out_queued(
+    instance: dg.DagsterInstance,
+    repo: ExportRepository,
+    ref: str,
+    holder: str | None,
+    queued: dg.RunRecord,
+    settings: Settings,
+    cursor: ReconcilerCursor,
+) -> str | None:
+    """Fail the export and cancel `queued` once that run (the holder, a retry or a replacement) has
+    waited in the queue past the deadline, timed from the run's creation (not the export's) and only
+    while the reconciler watched: after a daemon outage the backlog starts in seconds (review N5)."""
+    timeout = settings.export_queue_timeout_seconds
+    if cursor.queued_seconds(queued.create_timestamp, now=time.time()) < timeout:
+        return None
+    reason = f"its run waited in Dagster's queue for more than {timeout} s"
+    failed = _fail(repo, ref, holder, reason)
+    if failed:
+        instance.report_run_canceled(queued.dagster_run, message=reason)
+    return failed
+
+
+def _runs_by_id(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, dg.RunRecord]:
     """The active exports' runs in one query per tick (a run missing here was deleted from Dagster)."""
     if not run_ids:
         return {}
-    return {run.run_id: run for run in instance.get_runs(dg.RunsFilter(run_ids=run_ids))}
+    records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+    return {record.dagster_run.run_id: record for record in records}
 
 
-def _newest_run(instance: dg.DagsterInstance, reference_id: str) -> dg.DagsterRun | None:
+def _newest_run(instance: dg.DagsterInstance, reference_id: str) -> dg.RunRecord | None:
     records = instance.get_run_records(dg.RunsFilter(tags={"reference_id": reference_id}), limit=1)
-    return records[0].dagster_run if records else None
+    return records[0] if records else None
 
 
 def _fail(repo, reference_id: str, run_id: str | None, reason: str) -> str | None:

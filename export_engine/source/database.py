@@ -4,6 +4,7 @@ importing Dagster, and the engine's `SourceDatabaseResource` shares every method
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,14 +80,23 @@ class SourceDatabaseMethods:
 
     @contextmanager
     def arrow_batches(
-        self, select: sql.Composable, params: dict[str, Any], *, count: bool = False
+        self,
+        select: sql.Composable,
+        params: dict[str, Any],
+        *,
+        count: bool = False,
+        snapshot: str | None = None,
     ) -> Iterator[ArrowRows]:
         """The SELECT's rows as Arrow record batches, read in one read-only REPEATABLE READ transaction.
 
         With `count=True` the rows are counted first in the same snapshot (`rows.total`), so the count
-        is exact for the batches that follow. Driver errors are raised as the psycopg2 error of the
-        same SQLSTATE, so `runs.op_lifecycle.is_permanent` classifies both read paths alike.
+        is exact for the batches that follow. `snapshot` (from `pg_export_snapshot()` in a transaction
+        still open) makes the read see exactly what that transaction sees. Driver errors are raised as
+        the psycopg2 error of the same SQLSTATE, so `runs.op_lifecycle.is_permanent` classifies both
+        read paths alike.
         """
+        if snapshot is not None and not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ValueError(f"not a snapshot id from pg_export_snapshot(): {snapshot!r}")
         import adbc_driver_postgresql.dbapi as adbc_postgresql  # ~56 MB with pyarrow: only for Arrow formats
         import pyarrow as pa
 
@@ -112,6 +122,8 @@ class SourceDatabaseMethods:
                 with _as_psycopg2_errors():
                     conn.adbc_connection.set_options(**{_ISOLATION_LEVEL: _REPEATABLE_READ})
                     cur.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(_ARROW_BATCH_BYTES)})
+                    if snapshot is not None:  # the transaction's first statement, as PostgreSQL requires
+                        cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                     total = None
                     if counting is not None:
                         cur.execute(counting)
@@ -128,6 +140,7 @@ class SourceDatabaseMethods:
 
 
 _APPLICATION = "export-engine-run"
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 _NUMERIC_OID = 1700
 _ARROW_BATCH_BYTES = 8 * MIB  # per Arrow batch and Parquet row group; 16 MiB measured ~25 MB more RSS
 _BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"  # adbc_driver_postgresql.StatementOptions

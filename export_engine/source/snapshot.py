@@ -4,8 +4,9 @@ The synchronous stream (`POST /export/stream`) counts before it answers, so that
 row limit is refused before the first byte, and then streams in the same REPEATABLE READ READ ONLY
 transaction: the count and the COPY see the same rows. It implements the `RowSource` protocol, so
 the format writers of the asynchronous exports write the stream too (the same bytes for CSV and JSON).
-The Arrow formats (XLSX, PDF) read through `SourceDatabaseMethods.arrow_batches`, which takes its
-own snapshot and counts in it again.
+The Arrow formats (Parquet, XLSX, PDF) read through `SourceDatabaseMethods.arrow_batches` on an ADBC
+session of their own, which imports this transaction's snapshot (`pg_export_snapshot()`): they too
+write exactly the rows that were counted (review 2026-12-07 N6).
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ class SnapshotSource:
     def arrow_batches(
         self, select: sql.Composable, params: dict[str, Any], *, count: bool = False
     ) -> AbstractContextManager[ArrowRows]:
-        return self._source.arrow_batches(select, params, count=count)
+        return self._source.arrow_batches(select, params, count=count, snapshot=self._exported())
+
+    def _exported(self) -> str:
+        """This transaction's snapshot, for another session to import while this one stays open."""
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT pg_export_snapshot()")
+            return str(cur.fetchone()[0])
 
     def cancel(self) -> None:
         if self._conn is not None and not self._conn.closed:

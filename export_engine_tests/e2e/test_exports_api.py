@@ -101,7 +101,8 @@ def test_force_refresh_runs_again_and_supersedes_the_old_file(api):
     assert api.wait("demo-user-6", fresh.json()["reference_id"])["status"] == "COMPLETED"
     superseded = api.get("demo-user-6", old["reference_id"]).json()
     assert superseded["status"] == "SUPERSEDED"
-    assert "download_url" not in superseded
+    # Its file stays until retention: a SUPERSEDED export is still downloadable (review 2026-12-07 N2).
+    assert httpx.get(superseded["download_url"]).status_code == 200
 
     reuse = api.post("demo-user-6", **params).json()  # later identical requests get the new file
     assert reuse["reused_from_ref"] == fresh.json()["reference_id"]

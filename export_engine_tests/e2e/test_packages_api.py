@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -31,7 +30,7 @@ from export_engine.core.package_spec import PackageSpec
 from export_engine.db.session import session_factory
 from export_engine.lifecycle.retention import expire_exports
 from export_engine.runs.resources import S3StorageResource
-from export_engine_tests import faults
+from export_engine_tests import faults, required_tools
 from export_engine_tests.e2e.test_reliability import _attempts, _run_worker_pid
 from export_engine_tests.helpers import expected_csv
 
@@ -94,7 +93,7 @@ def _checked_zip(content: bytes) -> tuple[zipfile.ZipFile, dict[str, Any]]:
     """Open with two independent readers and verify every manifest entry against its bytes."""
     archive = zipfile.ZipFile(io.BytesIO(content))
     assert archive.testzip() is None  # every entry's CRC-32
-    if shutil.which("unzip"):  # Info-ZIP: a reader of its own (it needs a seekable file)
+    if required_tools.have("unzip", "apt-get install -y unzip"):  # Info-ZIP: a reader of its own (seekable)
         with tempfile.NamedTemporaryFile(suffix=".zip") as copy:
             copy.write(content)
             copy.flush()

@@ -242,6 +242,29 @@ def test_events_endpoint_pages_the_callers_events_only(sessions, storage, gatewa
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
 
 
+def test_an_event_that_commits_after_a_later_one_is_not_skipped(sessions, gateway):
+    """Review 2026-12-07 N4: a sequence value is taken at INSERT and seen at COMMIT. A client that read
+    the later event (seq n+1) first and kept its cursor never saw event n. Now it is held back until
+    every event before it has committed, and then served."""
+    owner = _owner()
+    slow, fast = _pending(sessions, owner, day=1), _pending(sessions, owner, day=2)
+    caught_up = gateway.get("/events", headers=_auth(owner)).json()
+    assert [e["type"] for e in caught_up["items"]] == ["export.created", "export.created"]
+
+    early = sessions()  # takes its sequence value first, commits last
+    early.begin()
+    assert transitions.start(early, slow, "run-slow", stale_after=STALE) is not None
+    with sessions.begin() as session:
+        assert transitions.start(session, fast, "run-fast", stale_after=STALE) is not None
+    seen = gateway.get("/events", params={"cursor": caught_up["next_cursor"]}, headers=_auth(owner)).json()
+    early.commit()
+    early.close()
+    rest = gateway.get("/events", params={"cursor": seen["next_cursor"]}, headers=_auth(owner)).json()
+
+    delivered = [e["data"]["reference_id"] for e in seen["items"] + rest["items"]]
+    assert sorted(delivered) == sorted([slow, fast])  # each exactly once, none skipped
+
+
 # -- webhooks ------------------------------------------------------------------------------------------
 def test_a_webhook_is_signed_per_standard_webhooks_and_the_secret_shown_once(
     sessions, storage, gateway, notifier, receiver

@@ -3,12 +3,15 @@ the real export DB and S3, evaluated through Dagster's own sensor context."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pytest
-from sqlalchemy import text
+from dagster._core.storage.runs.schema import RunsTable
+from sqlalchemy import delete, text
 
 from export_engine.core.export_spec import ExportSpec
 from export_engine.db.models import Export
@@ -81,9 +84,18 @@ def _run(instance, ref: str, status: dg.DagsterRunStatus, **tags: str) -> dg.Dag
     )
 
 
-def _tick(instance, settings, storage):
+def _watching(seconds: float, *, last_tick_ago: float = 5) -> str:
+    """The cursor of a reconciler that has ticked without a gap for `seconds` (its last tick just now)."""
+    now = time.time()
+    return json.dumps({"page": None, "watching_since": now - seconds, "seen_at": now - last_tick_ago})
+
+
+def _tick(instance, settings, storage, watching: tuple[float, float] | None = (3600, 5)):
+    """One evaluation; by default of a reconciler that has been watching for an hour, its last tick
+    5 s ago (N5). `watching=None`: its first tick."""
     context = dg.build_sensor_context(
         instance=instance,
+        cursor=_watching(watching[0], last_tick_ago=watching[1]) if watching else None,
         resources={"export_db": ExportDbResource(url=settings.database_url), "storage": storage},
     )
     result = export_reconciler_sensor(context)
@@ -136,6 +148,7 @@ def test_a_run_queued_past_the_deadline_fails_its_export_and_is_canceled(
 ):
     ref = _export(sessions, status="PENDING", run_id=None, age_s=601)
     run = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
+    _queued_for(instance, run, 601)  # the deadline is the run's time in the queue (N5), not the export's age
     _held_by(sessions, ref, run)
     fresh = _export(sessions, status="PENDING", run_id=None, age_s=5)
     fresh_run = _run(instance, fresh, dg.DagsterRunStatus.NOT_STARTED)
@@ -245,3 +258,116 @@ def test_a_newer_live_run_of_the_export_is_left_to_take_it_over(env, instance, s
     _tick(instance, settings, storage)
 
     assert _row(sessions, ref).status == "RUNNING"
+
+
+# -- review 2026-12-07 N5: the queue deadline counts the run's own time in the queue ---------------
+def _queued_for(instance, run: dg.DagsterRun, seconds: int) -> None:
+    """As if `run` had been created `seconds` ago (the run storage dates it; its clock is UTC)."""
+    with instance.run_storage.connect() as conn:
+        conn.execute(
+            RunsTable.update()
+            .where(RunsTable.c.run_id == run.run_id)
+            .values(create_timestamp=datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=seconds))
+        )
+
+
+def test_an_old_export_whose_run_was_queued_only_now_is_left_in_the_queue(
+    env, instance, settings, storage, sessions
+):
+    """After a daemon outage longer than the deadline, the backlog's runs start within seconds: the
+    export's own age (3 h) is not its run's time in the queue."""
+    ref = _export(sessions, status="PENDING", run_id=None, age_s=3 * 3600)
+    run = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
+    _held_by(sessions, ref, run)
+
+    _tick(instance, settings, storage)
+
+    assert _row(sessions, ref).status == "PENDING"
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+
+
+@pytest.mark.parametrize(
+    ("watching", "times_out"),
+    [
+        (None, False),  # the first tick after the daemon came back (or after a deploy)
+        ((30, 5), False),  # watching for 30 s: the backlog has its full deadline
+        ((5000, 300), False),  # a 5-minute gap in the ticks: an outage
+        ((601, 5), True),  # watched it wait past the deadline
+    ],
+    ids=["first-tick", "watching-30s", "after-a-gap", "watched-601s"],
+)
+def test_a_backlog_queued_while_the_daemon_was_down_gets_a_full_deadline(
+    env, instance, settings, storage, sessions, watching, times_out
+):
+    """Review 2026-12-07 N5: the queue coordinator and the reconciler run in the same daemon. A run
+    queued 3 h ago during its outage starts within seconds of its return; only time the reconciler
+    watched counts."""
+    ref = _export(sessions, status="PENDING", run_id=None, age_s=3 * 3600)
+    run = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
+    _queued_for(instance, run, 3 * 3600)
+    _held_by(sessions, ref, run)
+
+    _tick(instance, settings, storage, watching)
+
+    assert _row(sessions, ref).status == ("FAILED" if times_out else "PENDING")
+    canceled = instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+    assert canceled == times_out
+
+
+def test_a_newer_run_queued_past_the_deadline_fails_the_export_and_is_canceled(
+    env, instance, settings, storage, sessions
+):
+    """A retry or replacement run is not the holder; it used to wait in the queue for ever."""
+    ref = _export(sessions, status="RUNNING", run_id=None, silence_s=1)
+    holder = _run(instance, ref, dg.DagsterRunStatus.FAILURE, **{"dagster/will_retry": "true"})
+    _held_by(sessions, ref, holder)
+    retry = _run(instance, ref, dg.DagsterRunStatus.NOT_STARTED)
+    _queued_for(instance, retry, 601)
+
+    _tick(instance, settings, storage)
+
+    row = _row(sessions, ref)
+    assert (row.status, row.error) == ("FAILED", "its run waited in Dagster's queue for more than 600 s")
+    assert instance.get_run_by_id(retry.run_id).status == dg.DagsterRunStatus.CANCELED
+
+
+# -- review 2026-12-07 N8: one unreadable row, and rows past the first batch ----------------------
+def test_an_unreadable_export_is_failed_and_the_others_are_still_reconciled(
+    env, instance, settings, storage, sessions
+):
+    poison = _export(sessions, status="PENDING", run_id=None, age_s=3600 * 24 * 365)  # the oldest of all
+    with sessions.begin() as s:
+        s.execute(
+            text("UPDATE exports SET params = CAST(:p AS jsonb) WHERE reference_id = :ref"),
+            {"p": '{"written by": "a future version"}', "ref": poison},
+        )
+    orphan = _export(sessions, status="PENDING", run_id=None, age_s=30)
+
+    requests = _tick(instance, settings, storage)
+
+    assert [r.run_key for r in _requests_for(orphan, requests)] == [orphan]
+    row = _row(sessions, poison)
+    assert row.status == "FAILED"
+    assert row.error.startswith("the export's stored request cannot be read: "), row.error
+
+
+def test_exports_past_the_first_batch_are_reached_on_a_later_tick(
+    env, instance, settings, storage, sessions, monkeypatch
+):
+    monkeypatch.setattr(reconciler, "BATCH", 5)
+    older = [_export(sessions, status="PENDING", run_id=None, age_s=7200 + i) for i in range(12)]
+    ref = _export(sessions, status="RUNNING", run_id=str(uuid.uuid4()), age_s=7100, silence_s=1)
+    try:
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={"export_db": ExportDbResource(url=settings.database_url), "storage": storage},
+        )
+        for _ in range(50):  # every active row of the shared database, 5 a tick, until it is reached
+            export_reconciler_sensor(context)
+            if _row(sessions, ref).status != "RUNNING":
+                break
+        row = _row(sessions, ref)
+        assert row.status == "FAILED" and "no longer exists" in row.error, row.error
+    finally:
+        with sessions.begin() as s:
+            s.execute(delete(Export).where(Export.reference_id.in_(older)))
