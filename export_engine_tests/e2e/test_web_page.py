@@ -512,7 +512,11 @@ def test_telegram_is_connected_from_the_page_and_the_progress_promises_a_message
     assert "Transactions" in message["text"] and f"{export['row_count']:,}" in message["text"], message
 
     page.keyboard.press("Escape")
-    panel.get_by_role("button", name="Disconnect Telegram").click()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    unlinking = lambda r: r.url.endswith("/notifications/telegram/link") and r.request.method == "DELETE"  # noqa: E731
+    with page.expect_response(unlinking) as unlinked:
+        panel.get_by_role("button", name="Disconnect Telegram").click()
+    assert unlinked.value.status == 204, unlinked.value.text()
     expect(panel.get_by_role("button", name="Connect Telegram")).to_be_visible()
     assert api.http.get("/notifications/telegram", headers=api.headers(user)).json()["linked"] is False
 
