@@ -27,14 +27,24 @@ def _columns(cur, table: str) -> list[tuple[str, str]]:
     return cur.fetchall()
 
 
-def _clone(cur, table: str, key: str, template: str, ids: dict[str, str], count: int) -> None:
+def _clone(
+    cur,
+    table: str,
+    key: str,
+    template: str,
+    ids: dict[str, str],
+    count: int,
+    fresh: dict[str, str] | None = None,
+) -> None:
     """Insert `count` copies of `table`'s rows whose `key` is a template id, every template id (the
     keys of `ids`) replaced by copy g's own (`md5(ids[old] || g)`) in every text column."""
     targets, values = [], []
     for name, kind in _columns(cur, table):
         column = sql.Identifier(name)
         targets.append(column)
-        if kind in ("text", "character varying", "json", "jsonb", "character"):
+        if fresh and name in fresh:  # a unique value of its own per copy (e.g. an event's evt_ id)
+            values.append(sql.SQL(fresh[name]))
+        elif kind in ("text", "character varying", "json", "jsonb", "character"):
             value: sql.Composable = sql.SQL("{}::text").format(column)
             for old, seed in ids.items():
                 value = sql.SQL("replace({}, {}, {})").format(value, sql.Literal(old), _new_id(seed))
@@ -71,7 +81,9 @@ def load_history(dagster_url: str, export_url: str, count: int) -> None:
             "WHERE reference_id IN (SELECT md5('ref' || g)::uuid::text FROM generate_series(1, %s) AS g)",
             (count,),
         )
-        _clone(cur, "export_events", "reference_id", reference_id, ids, count)
+        _clone(
+            cur, "export_events", "reference_id", reference_id, ids, count, {"id": "'evt_' || md5(id || g)"}
+        )
         cur.execute("UPDATE export_events SET dispatched_at = now() WHERE dispatched_at IS NULL")
     with psycopg2.connect(dagster_url) as conn, conn.cursor() as cur:
         for table in ("runs", "run_tags", "event_logs"):

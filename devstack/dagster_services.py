@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,12 +21,19 @@ BIN = Path(sys.executable).parent
 
 
 def write_instance_config(
-    path: Path, *, launcher: str, max_concurrent_runs: int, owner_run_limit: int
+    path: Path,
+    *,
+    launcher: str,
+    max_concurrent_runs: int,
+    owner_run_limit: int,
+    queue: dict[str, Any] | None = None,
 ) -> None:
-    """The shipped dagster.yaml with this stack's numbers (Dagster reads no env var for a tag limit)."""
+    """The shipped dagster.yaml with this stack's numbers (Dagster reads no env var for a tag limit);
+    `queue` overrides run-coordinator settings (the benchmark compares queue settings with it)."""
     config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     coordinator = config["run_coordinator"]["config"]
     coordinator["max_concurrent_runs"] = max_concurrent_runs
+    coordinator.update(queue or {})
     for limit in coordinator.get("tag_concurrency_limits", []):
         if limit["key"] == "owner":
             limit["limit"] = owner_run_limit

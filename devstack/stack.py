@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -152,7 +153,12 @@ class LocalStack:
 
     # -- services --------------------------------------------------------------------------------
     def start_services(
-        self, *, webserver: bool = True, launcher: str = "celery", worker_nodes: int = 2
+        self,
+        *,
+        webserver: bool = True,
+        launcher: str = "celery",
+        worker_nodes: int = 2,
+        queue: dict[str, Any] | None = None,
     ) -> None:
         """`launcher="default"` runs each export in a fresh process (the old way, for the benchmark)."""
         env = dict(self.env)
@@ -164,6 +170,7 @@ class LocalStack:
             launcher=launcher,
             max_concurrent_runs=worker_nodes * concurrency if launcher == "celery" else 4,
             owner_run_limit=int(env.get("OWNER_RUN_LIMIT", "2")),
+            queue=queue,
         )
         env["DAGSTER_HOME"] = str(dagster_home)
         env.update(
